@@ -1,0 +1,99 @@
+"""One error-code tree. Services raise these; the edges render them.
+
+HTTP: ``{"error": {"code": ..., "message": ...}}`` with ``status``.
+Socket ack: ``{"ok": false, "error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    bad_request = "bad_request"
+    validation_failed = "validation_failed"
+    unauthenticated = "unauthenticated"
+    invalid_credentials = "invalid_credentials"
+    token_expired = "token_expired"
+    forbidden = "forbidden"
+    not_found = "not_found"
+    method_not_allowed = "method_not_allowed"
+    conflict = "conflict"
+    payload_too_large = "payload_too_large"
+    unsupported_media_type = "unsupported_media_type"
+    unavailable = "unavailable"
+    # routing
+    unknown_queue = "unknown_queue"
+    queue_full = "queue_full"
+    contact_exists = "contact_exists"
+    contact_not_found = "contact_not_found"
+    contact_finished = "contact_finished"
+    contact_not_active = "contact_not_active"
+    agent_not_found = "agent_not_found"
+    agent_offline = "agent_offline"
+    agent_busy = "agent_busy"
+    invalid_state = "invalid_state"
+    offer_not_found = "offer_not_found"
+    offer_expired = "offer_expired"
+    not_your_offer = "not_your_offer"
+    not_your_contact = "not_your_contact"
+    designated_target_required = "designated_target_required"
+    # accounts
+    user_exists = "user_exists"
+    user_disabled = "user_disabled"
+    unknown_role = "unknown_role"
+
+
+_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.bad_request: 400,
+    ErrorCode.validation_failed: 422,
+    ErrorCode.unauthenticated: 401,
+    ErrorCode.invalid_credentials: 401,
+    ErrorCode.token_expired: 401,
+    ErrorCode.forbidden: 403,
+    ErrorCode.not_found: 404,
+    ErrorCode.method_not_allowed: 405,
+    ErrorCode.conflict: 409,
+    ErrorCode.payload_too_large: 413,
+    ErrorCode.unsupported_media_type: 415,
+    ErrorCode.unavailable: 503,
+    ErrorCode.unknown_queue: 404,
+    ErrorCode.queue_full: 409,
+    ErrorCode.contact_exists: 409,
+    ErrorCode.contact_not_found: 404,
+    ErrorCode.contact_finished: 409,
+    ErrorCode.contact_not_active: 409,
+    ErrorCode.agent_not_found: 404,
+    ErrorCode.agent_offline: 409,
+    ErrorCode.agent_busy: 409,
+    ErrorCode.invalid_state: 422,
+    ErrorCode.offer_not_found: 404,
+    ErrorCode.offer_expired: 409,
+    ErrorCode.not_your_offer: 403,
+    ErrorCode.not_your_contact: 403,
+    ErrorCode.designated_target_required: 422,
+    ErrorCode.user_exists: 409,
+    ErrorCode.user_disabled: 403,
+    ErrorCode.unknown_role: 422,
+}
+
+
+class ContactdError(Exception):
+    """A failure with a stable code, safe to show to the caller."""
+
+    def __init__(self, code: ErrorCode, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return _STATUS.get(self.code, 400)
+
+    def body(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.details:
+            err["details"] = self.details
+        return {"error": err}

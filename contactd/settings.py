@@ -1,0 +1,199 @@
+"""Settings: embedded defaults, then ``config/*.toml``, then ``CONTACTD_*`` env vars.
+
+Nested values use ``__`` in env names, e.g. ``CONTACTD_ROUTING__HEARTBEAT_TTL_S=20``.
+Every field is validated; ``contactd check-config`` prints the problems in plain words.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+Channel = Literal["chat", "voice"]
+Strategy = Literal["idle", "round_robin", "designated"]
+QUEUE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+OVERFLOW_TO_MESSAGE = "message"
+
+ALL_PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "agent.work",  # log into routing, take offers, handle own contacts
+        "agent.state.any",  # change another agent's state
+        "agents.view",
+        "queues.view",
+        "contacts.create",
+        "contacts.cancel",
+        "contacts.view",
+        "pii.view",
+        "monitor.view",
+        "staff.manage",
+        "apikeys.manage",
+        "audit.view",
+    }
+)
+
+DEFAULT_ROLES: dict[str, list[str]] = {
+    "agent": ["agent.work", "queues.view"],
+    "senior_agent": ["agent.work", "queues.view", "contacts.view"],
+    "team_lead": [
+        "agent.work", "queues.view", "agents.view", "contacts.view", "agent.state.any",
+        "monitor.view",
+    ],
+    "supervisor": [
+        "agent.work", "queues.view", "agents.view", "contacts.view", "agent.state.any",
+        "monitor.view", "contacts.create", "contacts.cancel", "pii.view",
+    ],
+    "reviewer": ["queues.view"],
+    "finance": ["queues.view"],
+    "qa": ["queues.view", "agents.view", "contacts.view"],
+    "admin": sorted(ALL_PERMISSIONS),
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QueueConfig(_Frozen):
+    id: str = Field(pattern=QUEUE_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=120)
+    channel: Channel = "chat"
+    strategy: Strategy = "idle"
+    fallback_strategy: Literal["idle", "round_robin"] = "idle"
+    fallback_after_s: float | None = Field(default=60.0, gt=0)
+    max_waiting: int = Field(default=200, ge=1, le=1_000_000)
+    offer_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    wrap_up_s: float = Field(default=10.0, ge=0, le=3600)
+    max_wait_s: float | None = Field(default=None, gt=0)
+    overflow_to: str | None = None
+    max_no_answer: int = Field(default=3, ge=1, le=100)
+    reoffer_after_s: float = Field(default=30.0, ge=0, le=3600)
+    service_level_s: float = Field(default=20.0, gt=0)
+
+    @model_validator(mode="after")
+    def _overflow_needs_wait(self) -> QueueConfig:
+        if self.overflow_to is not None and self.max_wait_s is None:
+            raise ValueError("overflow_to needs max_wait_s")
+        if self.overflow_to == self.id:
+            raise ValueError("a queue cannot overflow to itself")
+        return self
+
+
+class Capacity(_Frozen):
+    chat: int = Field(default=3, ge=0, le=50)
+    voice: int = Field(default=1, ge=0, le=1)
+
+
+class RoutingSettings(_Frozen):
+    heartbeat_ttl_s: float = Field(default=30.0, gt=0)
+    disconnect_grace_s: float = Field(default=15.0, ge=0)
+    sweep_interval_s: float = Field(default=0.25, gt=0, le=10)
+    chat_during_voice: bool = False
+    default_capacity: Capacity = Capacity()
+    final_retention_s: float = Field(default=3600.0, gt=0)
+
+
+DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
+    QueueConfig(id="presales", name="售前咨询 Pre-sales", strategy="idle"),
+    QueueConfig(
+        id="aftersales", name="售后服务 After-sales", strategy="round_robin",
+        max_wait_s=600, overflow_to="message",
+    ),
+    QueueConfig(id="vip", name="VIP 专属 VIP desk", strategy="designated", fallback_after_s=30),
+    QueueConfig(id="hotline", name="电话热线 Hotline", channel="voice", strategy="idle"),
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONTACTD_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    site: str = Field(default="default", pattern=r"^[a-zA-Z0-9_-]{1,32}$")
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    redis_url: str | None = None
+    database_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    roles: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
+    queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
+    routing: RoutingSettings = RoutingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # env beats the file (passed as init kwargs), which beats the defaults
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        ids = [q.id for q in self.queues]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"queue ids must be unique, repeated: {', '.join(dupes)}")
+        for q in self.queues:
+            if q.overflow_to not in (None, OVERFLOW_TO_MESSAGE) and q.overflow_to not in ids:
+                raise ValueError(
+                    f"queue {q.id!r} overflows to unknown queue {q.overflow_to!r} "
+                    f"(use a queue id or {OVERFLOW_TO_MESSAGE!r})"
+                )
+        for role, perms in self.roles.items():
+            unknown = sorted(set(perms) - ALL_PERMISSIONS)
+            if unknown:
+                raise ValueError(f"role {role!r} has unknown permissions: {', '.join(unknown)}")
+        return self
+
+    def queue(self, queue_id: str) -> QueueConfig | None:
+        return next((q for q in self.queues if q.id == queue_id), None)
+
+    def permissions_of(self, role: str) -> frozenset[str]:
+        return frozenset(self.roles.get(role, ()))
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'contactd.sqlite3'}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why, line by line."""
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {where}: {e['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (``path`` or ``$CONTACTD_CONFIG``), apply env overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is None and (env_path := os.environ.get("CONTACTD_CONFIG")):
+        path = Path(env_path)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from exc

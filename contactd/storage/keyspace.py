@@ -1,0 +1,86 @@
+"""Every Redis key contactd uses, built in one place (see docs/redis-keys.md).
+
+All keys of a site carry the hash tag ``{site}`` so that every routing script's keys
+live in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PREFIX = "cd"
+
+
+@dataclass(frozen=True)
+class SiteKeys:
+    site: str
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", f"{PREFIX}:{{{self.site}}}:")
+
+    # routing: site-wide ------------------------------------------------------
+    @property
+    def contacts(self) -> str:
+        return self.base + "contacts"
+
+    @property
+    def agents(self) -> str:
+        return self.base + "agents"
+
+    @property
+    def routing_state(self) -> str:
+        return self.base + "rstate"
+
+    @property
+    def offers(self) -> str:
+        return self.base + "offers"
+
+    @property
+    def wraps(self) -> str:
+        return self.base + "wraps"
+
+    @property
+    def heartbeats(self) -> str:
+        return self.base + "heartbeats"
+
+    @property
+    def designated(self) -> str:
+        return self.base + "designated"
+
+    @property
+    def fallbacks(self) -> str:
+        return self.base + "fallbacks"
+
+    @property
+    def maxwait(self) -> str:
+        return self.base + "maxwait"
+
+    @property
+    def reoffer(self) -> str:
+        return self.base + "reoffer"
+
+    @property
+    def finals(self) -> str:
+        return self.base + "finals"
+
+    def routing_site_keys(self) -> list[str]:
+        """KEYS[1..11] of every routing script, in the order _lib.lua expects."""
+        return [
+            self.contacts, self.agents, self.routing_state, self.offers, self.wraps,
+            self.heartbeats, self.designated, self.fallbacks, self.maxwait, self.reoffer,
+            self.finals,
+        ]
+
+    # routing: per queue ------------------------------------------------------
+    def waiting(self, queue_id: str) -> str:
+        return f"{self.base}q:{queue_id}:waiting"
+
+    def eligible(self, queue_id: str) -> str:
+        return f"{self.base}q:{queue_id}:eligible"
+
+    def rotation(self, queue_id: str) -> str:
+        return f"{self.base}q:{queue_id}:rotation"
+
+    def queue_keys(self, queue_id: str) -> list[str]:
+        return [self.waiting(queue_id), self.eligible(queue_id), self.rotation(queue_id)]
