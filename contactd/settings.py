@@ -40,12 +40,23 @@ DEFAULT_ROLES: dict[str, list[str]] = {
     "agent": ["agent.work", "queues.view"],
     "senior_agent": ["agent.work", "queues.view", "contacts.view"],
     "team_lead": [
-        "agent.work", "queues.view", "agents.view", "contacts.view", "agent.state.any",
+        "agent.work",
+        "queues.view",
+        "agents.view",
+        "contacts.view",
+        "agent.state.any",
         "monitor.view",
     ],
     "supervisor": [
-        "agent.work", "queues.view", "agents.view", "contacts.view", "agent.state.any",
-        "monitor.view", "contacts.create", "contacts.cancel", "pii.view",
+        "agent.work",
+        "queues.view",
+        "agents.view",
+        "contacts.view",
+        "agent.state.any",
+        "monitor.view",
+        "contacts.create",
+        "contacts.cancel",
+        "pii.view",
     ],
     "reviewer": ["queues.view"],
     "finance": ["queues.view"],
@@ -64,7 +75,7 @@ class QueueConfig(_Frozen):
     channel: Channel = "chat"
     strategy: Strategy = "idle"
     fallback_strategy: Literal["idle", "round_robin"] = "idle"
-    fallback_after_s: float | None = Field(default=60.0, gt=0)
+    fallback_after_s: float = Field(default=60.0, ge=0, description="0 = wait indefinitely")
     max_waiting: int = Field(default=200, ge=1, le=1_000_000)
     offer_timeout_s: float = Field(default=20.0, gt=0, le=600)
     wrap_up_s: float = Field(default=10.0, ge=0, le=3600)
@@ -100,8 +111,11 @@ class RoutingSettings(_Frozen):
 DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
     QueueConfig(id="presales", name="售前咨询 Pre-sales", strategy="idle"),
     QueueConfig(
-        id="aftersales", name="售后服务 After-sales", strategy="round_robin",
-        max_wait_s=600, overflow_to="message",
+        id="aftersales",
+        name="售后服务 After-sales",
+        strategy="round_robin",
+        max_wait_s=600,
+        overflow_to="message",
     ),
     QueueConfig(id="vip", name="VIP 专属 VIP desk", strategy="designated", fallback_after_s=30),
     QueueConfig(id="hotline", name="电话热线 Hotline", channel="voice", strategy="idle"),

@@ -33,13 +33,32 @@ def free_port() -> int:
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.exit("redis-server is not installed: run `make test` (it installs it) "
-                    "or apt-get install redis-server", returncode=3)
+        pytest.exit(
+            "redis-server is not installed: run `make test` (it installs it) "
+            "or apt-get install redis-server",
+            returncode=3,
+        )
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--daemonize", "no", "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis_sync.Redis.from_url(url)
@@ -117,7 +136,9 @@ def events() -> list[object]:
 
 
 @pytest.fixture
-def engine(redis: Redis, settings: Settings, clock: ManualClock, events: list[object]) -> RoutingEngine:
+def engine(
+    redis: Redis, settings: Settings, clock: ManualClock, events: list[object]
+) -> RoutingEngine:
     bus = Bus()
     bus.subscribe(events.append)
     return RoutingEngine(redis, settings, clock, bus, SiteKeys(settings.site))

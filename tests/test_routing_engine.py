@@ -201,8 +201,9 @@ async def test_offer_timeout_moves_on_and_max_no_answer_sets_agent_away(redis, s
     from contactd.bus import Bus
     from contactd.storage.keyspace import SiteKeys
 
-    q = QueueConfig(id="q", name="Q", offer_timeout_s=10, max_no_answer=2, reoffer_after_s=0,
-                    wrap_up_s=0)
+    q = QueueConfig(
+        id="q", name="Q", offer_timeout_s=10, max_no_answer=2, reoffer_after_s=0, wrap_up_s=0
+    )
     engine = RoutingEngine(redis, make_settings(site, [q]), clock, Bus(), SiteKeys(site))
     sweeper = Sweeper(engine, 0.1)
     await engine.login("sleepy", queues=["q"], capacity={"chat": 1})
@@ -281,8 +282,11 @@ async def test_lost_agent_contacts_go_back_to_the_head_of_the_queue(engine, cloc
     agent = await engine.agent("gone")
     assert agent.state == "offline" and agent.slots == []
     snap = await engine.queue_snapshot("sales")
-    assert [w.contact_id for w in snap.head] == [held.contact_id, offered.contact_id,
-                                                 later.contact_id]
+    assert [w.contact_id for w in snap.head] == [
+        held.contact_id,
+        offered.contact_id,
+        later.contact_id,
+    ]
     kinds = [e.type for e in events if e.type in ("contact.requeued", "agent.lost")]
     assert kinds.count("contact.requeued") == 2 and "agent.lost" in kinds
 

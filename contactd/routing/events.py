@@ -151,9 +151,21 @@ class AgentLost(_Event):
 
 
 RoutingEvent = Annotated[
-    ContactEnqueued | OfferCreated | OfferAccepted | OfferDeclined | OfferExpired | OfferRevoked
-    | ContactRequeued | ContactAbandoned | ContactEnded | ContactOverflowed | ContactFellBack
-    | WrapUpEnded | AgentStateChanged | AgentLoggedIn | AgentLost,
+    ContactEnqueued
+    | OfferCreated
+    | OfferAccepted
+    | OfferDeclined
+    | OfferExpired
+    | OfferRevoked
+    | ContactRequeued
+    | ContactAbandoned
+    | ContactEnded
+    | ContactOverflowed
+    | ContactFellBack
+    | WrapUpEnded
+    | AgentStateChanged
+    | AgentLoggedIn
+    | AgentLost,
     Field(discriminator="type"),
 ]
 

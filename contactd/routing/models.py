@@ -12,7 +12,7 @@ from contactd.settings import QueueConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
-OFFER_RE = re.compile(r"^([A-Za-z0-9_.:-]{1,64})#([0-9]{1,6})$")
+OFFER_RE = re.compile(r"^([A-Za-z0-9_.:-]{1,64})~([0-9]{1,6})$")
 
 
 class _View(BaseModel):
@@ -87,7 +87,7 @@ def queue_config_for_lua(q: QueueConfig) -> dict[str, object]:
         "channel": q.channel,
         "strategy": q.strategy,
         "fallback_strategy": q.fallback_strategy,
-        "fallback_ms": ms(q.fallback_after_s),
+        "fallback_ms": ms(q.fallback_after_s) or None,  # 0 = wait for the agent indefinitely
         "max_waiting": q.max_waiting,
         "offer_ms": ms(q.offer_timeout_s),
         "wrap_ms": ms(q.wrap_up_s),
@@ -103,8 +103,17 @@ def removed_queue_for_lua(queue_id: str) -> dict[str, object]:
     """A queue no longer in the configuration: nothing is dispatched from it, but what is
     in it can still be drained (cancelled, ended, lost agents cleaned up)."""
     return {
-        "id": queue_id, "channel": "chat", "strategy": "idle", "fallback_strategy": "idle",
-        "fallback_ms": None, "max_waiting": 0, "offer_ms": 20000, "wrap_ms": 0,
-        "max_wait_ms": None, "overflow_to": None, "max_no_answer": 3, "reoffer_ms": 0,
+        "id": queue_id,
+        "channel": "chat",
+        "strategy": "idle",
+        "fallback_strategy": "idle",
+        "fallback_ms": None,
+        "max_waiting": 0,
+        "offer_ms": 20000,
+        "wrap_ms": 0,
+        "max_wait_ms": None,
+        "overflow_to": None,
+        "max_no_answer": 3,
+        "reoffer_ms": 0,
         "removed": True,
     }

@@ -95,7 +95,7 @@ class RoutingEngine:
             keys = self.keys.routing_site_keys()
             for qid in qids:
                 keys.extend(self.keys.queue_keys(qid))
-            argv = [
+            argv: list[str | int] = [
                 self.clock.now_ms(),
                 "[" + ",".join(self._queue_arg(q) for q in qids) + "]",
                 payload,
@@ -292,7 +292,7 @@ class RoutingEngine:
 
     async def position(self, contact_id: str, queue_id: str) -> int | None:
         rank = await self.redis.zrank(self.keys.waiting(queue_id), contact_id)
-        return None if rank is None else int(rank)
+        return rank if isinstance(rank, int) else None
 
     async def queue_snapshot(self, queue_id: str, head: int = 20) -> QueueSnapshot:
         q = self.settings.queue(queue_id)
@@ -313,16 +313,24 @@ class RoutingEngine:
             rec = json.loads(raw)
             items.append(
                 WaitingContact(
-                    contact_id=_s(cid), position=pos, priority=rec["p"],
-                    waited_ms=now - rec["t0"], target_agent_id=rec.get("tgt"),
+                    contact_id=_s(cid),
+                    position=pos,
+                    priority=rec["p"],
+                    waited_ms=now - rec["t0"],
+                    target_agent_id=rec.get("tgt"),
                 )
             )
         return QueueSnapshot(
-            queue_id=q.id, name=q.name, channel=q.channel, strategy=q.strategy,
-            max_waiting=q.max_waiting, waiting=int(waiting) + int(dw or 0),
+            queue_id=q.id,
+            name=q.name,
+            channel=q.channel,
+            strategy=q.strategy,
+            max_waiting=q.max_waiting,
+            waiting=int(waiting) + int(dw or 0),
             waiting_designated=int(dw or 0),
             longest_wait_ms=max((i.waited_ms for i in items), default=0),
-            eligible_agents=int(eligible), head=items,
+            eligible_agents=int(eligible),
+            head=items,
         )
 
 
@@ -340,10 +348,18 @@ def _fix_empty_lists(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _contact_view_from_record(c: dict[str, Any]) -> dict[str, Any]:
     return {
-        "contact_id": c["id"], "queue_id": c["q"], "state": c["st"], "channel": c["ch"],
-        "priority": c["p"], "enqueued_at": c["t0"], "agent_id": c.get("ag") or c.get("la"),
-        "offer_id": c.get("of"), "target_agent_id": c.get("tgt"),
-        "final_reason": c.get("fr"), "ended_at": c.get("te"), "accepted_at": c.get("ta"),
+        "contact_id": c["id"],
+        "queue_id": c["q"],
+        "state": c["st"],
+        "channel": c["ch"],
+        "priority": c["p"],
+        "enqueued_at": c["t0"],
+        "agent_id": c.get("ag") or c.get("la"),
+        "offer_id": c.get("of"),
+        "target_agent_id": c.get("tgt"),
+        "final_reason": c.get("fr"),
+        "ended_at": c.get("te"),
+        "accepted_at": c.get("ta"),
         "offers": c.get("n", 0),
     }
 
@@ -353,8 +369,15 @@ def _agent_view_from_record(a: dict[str, Any]) -> dict[str, Any]:
         {"contact_id": cid, "state": s["s"], "channel": s["ch"], "queue_id": s["q"]}
         for cid, s in (a.get("ct") or {}).items()
     ]
-    return _fix_empty_lists({
-        "agent_id": a["id"], "state": a["st"], "reason": a.get("rsn", ""),
-        "since": a["since"], "queues": a.get("q") or [], "capacity": a.get("cap") or {},
-        "slots": slots, "no_answer": a.get("miss", 0),
-    })
+    return _fix_empty_lists(
+        {
+            "agent_id": a["id"],
+            "state": a["st"],
+            "reason": a.get("rsn", ""),
+            "since": a["since"],
+            "queues": a.get("q") or [],
+            "capacity": a.get("cap") or {},
+            "slots": slots,
+            "no_answer": a.get("miss", 0),
+        }
+    )

@@ -67,8 +67,16 @@ class SiteKeys:
     def routing_site_keys(self) -> list[str]:
         """KEYS[1..11] of every routing script, in the order _lib.lua expects."""
         return [
-            self.contacts, self.agents, self.routing_state, self.offers, self.wraps,
-            self.heartbeats, self.designated, self.fallbacks, self.maxwait, self.reoffer,
+            self.contacts,
+            self.agents,
+            self.routing_state,
+            self.offers,
+            self.wraps,
+            self.heartbeats,
+            self.designated,
+            self.fallbacks,
+            self.maxwait,
+            self.reoffer,
             self.finals,
         ]
 

@@ -235,7 +235,7 @@ local function make_offer(c, a)
   c.n = (c.n or 0) + 1
   c.st = 'offered'
   c.ag = a.id
-  c.of = c.id .. '#' .. fmt(c.n)
+  c.of = c.id .. '~' .. fmt(c.n)
   c.od = NOW + q.cfg.offer_ms
   a.ct[c.id] = { s = 'offered', ch = c.ch, q = c.q }
   redis.call('ZADD', K_OFFERS, c.od, c.id)

@@ -1,0 +1,135 @@
+"""The HTTP edge: error rendering, request metrics, body parsing, principals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from contactd.auth.models import AuditContext, Principal
+from contactd.errors import ContactdError, ErrorCode
+from contactd.keys import AUTH, METRICS
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+_HTTP_CODES: dict[int, ErrorCode] = {
+    400: ErrorCode.bad_request,
+    401: ErrorCode.unauthenticated,
+    403: ErrorCode.forbidden,
+    404: ErrorCode.not_found,
+    405: ErrorCode.method_not_allowed,
+    413: ErrorCode.payload_too_large,
+    415: ErrorCode.unsupported_media_type,
+}
+
+
+def error_response(status: int, code: str, message: str, **details: Any) -> web.Response:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        err["details"] = details
+    return web.json_response({"error": err}, status=status)
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+        for e in exc.errors()
+    ]
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ContactdError as exc:
+        return web.json_response(exc.body(), status=exc.status)
+    except ValidationError as exc:
+        return error_response(
+            422,
+            ErrorCode.validation_failed,
+            "the request is not valid",
+            problems=validation_details(exc),
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, ErrorCode.bad_request)
+        return error_response(exc.status, code, exc.reason or code.value)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; it has been logged")
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    start = time.perf_counter()
+    route = request.match_info.route.resource
+    template = route.canonical if route is not None else "unmatched"
+    status = 500
+    try:
+        response: web.StreamResponse = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(template, request.method, str(status)).inc()
+        metrics.http_seconds.labels(template).observe(time.perf_counter() - start)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """Parse a JSON body into ``model``: 415 for another type, 413 too big, 400 bad JSON,
+    422 for fields that do not fit."""
+    if request.content_type != "application/json":
+        raise ContactdError(ErrorCode.unsupported_media_type, "send the body as application/json")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ContactdError(ErrorCode.payload_too_large, "the body is too large") from exc
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContactdError(ErrorCode.bad_request, f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContactdError(ErrorCode.bad_request, "the body must be a JSON object")
+    return model.model_validate(data)
+
+
+def json_model(model: BaseModel | list[Any], status: int = 200) -> web.Response:
+    if isinstance(model, list):
+        text = "[" + ",".join(m.model_dump_json() for m in model) + "]"
+    else:
+        text = model.model_dump_json()
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ContactdError(
+            ErrorCode.unauthenticated, "send Authorization: Bearer <token or API key>"
+        )
+    return token.strip()
+
+
+async def principal(request: web.Request, permission: str | None = None) -> Principal:
+    """The caller (staff token or API key); with ``permission``, refuse callers without it."""
+    who = await request.app[AUTH].authenticate(bearer(request))
+    if permission is not None and not who.can(permission):
+        raise ContactdError(ErrorCode.forbidden, f"this needs the permission {permission!r}")
+    return who
+
+
+def audit_context(request: web.Request, who: Principal | None) -> AuditContext:
+    return AuditContext(
+        actor=who, ip=request.remote, request_id=request.headers.get("X-Request-Id")
+    )

@@ -1,0 +1,91 @@
+"""create_app(settings): wiring only. Start-up and tear-down are paired in cleanup_ctx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from contactd.api import routes_auth, routes_routing  # noqa: F401  (registers routes)
+from contactd.api.edge import errors_middleware, metrics_middleware
+from contactd.api.registry import api
+from contactd.api.routes_ops import install_ops
+from contactd.auth.audit import AuditLog
+from contactd.auth.service import AuthService
+from contactd.bus import Bus
+from contactd.clock import Clock, SystemClock
+from contactd.keys import AUDIT, AUTH, BUS, CLOCK, DB, DRAINING, ENGINE, METRICS, REDIS, SETTINGS
+from contactd.metrics import Metrics
+from contactd.routing.service import RoutingEngine
+from contactd.routing.sweeper import Sweeper
+from contactd.settings import Settings
+from contactd.storage.db import migrate, open_database
+from contactd.storage.keyspace import SiteKeys
+from contactd.storage.redis import EmbeddedRedis, connect
+
+log = logging.getLogger(__name__)
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = await embedded.start()
+    client = connect(url)
+    await client.ping()
+    app[REDIS] = client
+    app[ENGINE] = RoutingEngine(client, settings, app[CLOCK], app[BUS], SiteKeys(settings.site))
+    yield
+    await client.aclose()
+    if embedded is not None:
+        await embedded.stop()
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = await open_database(settings.effective_database_url)
+    await migrate(engine)
+    app[DB] = engine
+    app[AUDIT] = AuditLog(engine, app[CLOCK])
+    app[AUTH] = AuthService(engine, settings, app[CLOCK], audit=app[AUDIT])
+    yield
+    await engine.dispose()
+
+
+async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    sweeper = Sweeper(app[ENGINE], app[SETTINGS].routing.sweep_interval_s)
+    task = asyncio.create_task(sweeper.run(), name="routing-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _start_draining(app: web.Application) -> None:
+    app[DRAINING][0] = True
+    log.info("shutting down: not ready any more, finishing requests in flight")
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[metrics_middleware, errors_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[BUS] = Bus()
+    app[METRICS] = Metrics()
+    app[DRAINING] = [False]
+    app[BUS].subscribe(app[METRICS].observe)
+    app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(sweeper_ctx)
+    app.on_shutdown.append(_start_draining)
+    install_ops(app)
+    api.install(app)
+    return app

@@ -1,0 +1,145 @@
+"""Prometheus metrics on a per-app registry. Label sets are bounded: queue ids, states and
+outcomes come from configuration or enums, never customer, contact or session ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel
+
+from contactd.routing import events as ev
+
+_WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+_HANDLE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "contactd_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "contactd_http_request_duration_seconds",
+            "HTTP request duration",
+            ["route"],
+            registry=r,
+        )
+        self.enqueued = Counter(
+            "contactd_contacts_enqueued", "Contacts that entered a queue", ["queue"], registry=r
+        )
+        self.refused = Counter(
+            "contactd_contacts_refused",
+            "Contacts refused at enqueue",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self.offers = Counter(
+            "contactd_offers", "Offers by outcome", ["queue", "outcome"], registry=r
+        )
+        self.finished = Counter(
+            "contactd_contacts_finished",
+            "Contacts that reached a final state",
+            ["queue", "state"],
+            registry=r,
+        )
+        self.requeued = Counter(
+            "contactd_contacts_requeued",
+            "Contacts put back to waiting",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self.wait_seconds = Histogram(
+            "contactd_wait_seconds",
+            "Wait from enqueue to accepted offer",
+            ["queue"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.handle_seconds = Histogram(
+            "contactd_handle_seconds",
+            "Handle time from accept to end",
+            ["queue"],
+            buckets=_HANDLE_BUCKETS,
+            registry=r,
+        )
+        self.agent_state_changes = Counter(
+            "contactd_agent_state_changes",
+            "Agent state changes",
+            ["state", "reason"],
+            registry=r,
+        )
+        self.queue_waiting = Gauge(
+            "contactd_queue_waiting",
+            "Contacts waiting per queue (at scrape)",
+            ["queue"],
+            registry=r,
+        )
+        self.agents = Gauge("contactd_agents", "Agents by state (at scrape)", ["state"], registry=r)
+
+    def observe(self, event: BaseModel) -> None:
+        """Bus listener: routing events → counters."""
+        match event:
+            case ev.ContactEnqueued(queue_id=q):
+                self.enqueued.labels(q).inc()
+            case ev.OfferCreated(queue_id=q):
+                self.offers.labels(q, "created").inc()
+            case ev.OfferAccepted(queue_id=q, waited_ms=w):
+                self.offers.labels(q, "accepted").inc()
+                self.wait_seconds.labels(q).observe(w / 1000)
+            case ev.OfferDeclined(queue_id=q):
+                self.offers.labels(q, "declined").inc()
+            case ev.OfferExpired(queue_id=q):
+                self.offers.labels(q, "expired").inc()
+            case ev.OfferRevoked(queue_id=q):
+                self.offers.labels(q, "revoked").inc()
+            case ev.ContactRequeued(queue_id=q, reason=reason):
+                self.requeued.labels(q, reason).inc()
+            case ev.ContactEnded(queue_id=q, handle_ms=h):
+                self.finished.labels(q, "ended").inc()
+                self.handle_seconds.labels(q).observe(h / 1000)
+            case ev.ContactAbandoned(queue_id=q):
+                self.finished.labels(q, "abandoned").inc()
+            case ev.ContactOverflowed(queue_id=q, to="message"):
+                self.finished.labels(q, "left_message").inc()
+            case ev.AgentStateChanged(state=state, reason=reason):
+                self.agent_state_changes.labels(state, _bounded_reason(reason)).inc()
+            case _:
+                pass
+
+    def set_queue_depths(self, depths: Iterable[tuple[str, int]]) -> None:
+        for queue, n in depths:
+            self.queue_waiting.labels(queue).set(n)
+
+    def set_agent_states(self, counts: dict[str, int]) -> None:
+        for state in ("offline", "available", "away", "wrap_up"):
+            self.agents.labels(state).set(counts.get(state, 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+_KNOWN_REASONS = frozenset(
+    {
+        "",
+        "no_answer",
+        "logout",
+        "heartbeat_expired",
+        "disconnected",
+        "break",
+        "lunch",
+        "meeting",
+        "training",
+        "supervisor",
+    }
+)
+
+
+def _bounded_reason(reason: str) -> str:
+    # away reasons are free text from agents: keep the label set bounded
+    return reason if reason in _KNOWN_REASONS else "other"

@@ -1,0 +1,96 @@
+"""The SQL database: open an engine, bring the schema to the newest revision, ping it.
+
+SQLite (``sqlite+aiosqlite:///path``) is the embedded default; PostgreSQL
+(``postgresql+asyncpg://user:pw@host/db``) uses the same tables and migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, make_url, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+# pg_advisory_xact_lock key held while migrating, so processes starting together take turns
+MIGRATION_LOCK_KEY = 0x636F6E74  # "cont"
+# execution option: open the SQLite transaction with BEGIN IMMEDIATE (take the write lock now)
+SQLITE_IMMEDIATE = "contactd_sqlite_immediate"
+
+
+async def open_database(url: str, *, connect_args: Mapping[str, Any] | None = None) -> AsyncEngine:
+    """Create the engine. ``connect_args`` go to the driver (e.g. asyncpg ``server_settings``)."""
+    parsed = make_url(url)
+    args = dict(connect_args or {})
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(parsed, connect_args=args, pool_pre_ping=True)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
+    engine = create_async_engine(parsed, connect_args=args)
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys and a busy timeout on every connection; real BEGIN/COMMIT.
+
+    The sqlite3 module opens transactions lazily (and never for DDL), so we switch its own
+    handling off and emit BEGIN ourselves: migrations then run in one transaction.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An alembic Config for our package's migrations, bound to an open connection."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the schema to the newest revision, in one transaction; a no-op when it is
+    already there. Processes migrating at the same time wait for each other."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{SQLITE_IMMEDIATE: True})
+        async with conn.begin():
+            await conn.run_sync(_upgrade)
+
+
+async def ping(engine: AsyncEngine, timeout_s: float = 2.0) -> bool:
+    """True when the database answers ``SELECT 1`` within ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # any failure at all means "not ready"
+        return False
+    return True
