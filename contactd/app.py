@@ -54,7 +54,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AUDIT] = AuditLog(engine, app[CLOCK])
     app[AUTH] = AuthService(engine, settings, app[CLOCK], audit=app[AUDIT])
     yield
+    log.info("closing database")
     await engine.dispose()
+    log.info("database closed")
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -30,7 +30,7 @@ class RedisUnavailable(Exception):
 
 
 def connect(url: str) -> Redis:
-    return Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+    return Redis.from_url(url, health_check_interval=30)
 
 
 async def reachable(url: str, within_s: float = 1.0) -> bool:
@@ -109,7 +109,11 @@ class EmbeddedRedis:
             if self.socket.exists() and await reachable(self.url, within_s=0.2):
                 return
             await asyncio.sleep(0.02)
-        raise RedisUnavailable("redis-server did not answer within 5 s")
+        self._proc.kill()
+        await self._proc.wait()
+        raise RedisUnavailable(
+            f"redis-server did not answer within 5 s on {self.socket}; see {self.dir / 'redis.log'}"
+        )
 
     async def _supervise(self, exe: str) -> None:
         while not self._stopping and self._proc is not None:
