@@ -5,6 +5,7 @@ in a schema of its own, dropped afterwards)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -340,3 +341,11 @@ async def test_audit_log_refuses_update_and_delete(db: AsyncEngine, audit: Audit
         "queue.paused",
         {"paused": False},
     )
+
+
+async def test_concurrent_changes_all_succeed(auth: AuthService) -> None:
+    users = [await auth.create_user(f"user{i}", PASSWORD, "agent") for i in range(4)]
+    flips = [auth.set_active(u.id, bool(n % 2)) for n in range(6) for u in users]
+    keys = [auth.create_api_key(f"k{n}", ["queues.view"], None) for n in range(6)]
+    await asyncio.gather(*flips, *keys)
+    assert len(await auth.list_api_keys()) == 6

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,18 @@ async def test_ping_is_false_when_the_database_cannot_be_opened(tmp_path: Path) 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     engine = create_async_engine(f"sqlite+aiosqlite:///{blocker / 'db.sqlite3'}")
+    threads = threading.active_count()
     try:
         assert await ping(engine) is False
     finally:
         await engine.dispose()
+    # aiosqlite stops the worker thread of a failed connection without waiting for it;
+    # let it finish while this test's event loop is still open
+    for _ in range(500):
+        if threading.active_count() <= threads:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0)
 
 
 async def test_sqlite_file_gets_wal_and_foreign_keys(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contactd.auth.models import AuditEntry, Principal
 from contactd.clock import Clock, to_datetime
 from contactd.errors import ContactdError, ErrorCode
+from contactd.storage.db import write_transaction
 from contactd.storage.tables import audit_log
 
 MAX_QUERY_LIMIT = 1000
@@ -90,7 +91,7 @@ class AuditLog:
         if conn is not None:
             await conn.execute(sa.insert(audit_log).values(**values))
             return
-        async with self._engine.begin() as own:
+        async with write_transaction(self._engine) as own:
             await own.execute(sa.insert(audit_log).values(**values))
 
     async def query(

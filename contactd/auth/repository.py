@@ -66,8 +66,8 @@ async def insert_staff(
     password_hash: str,
     role: str,
     now_ms: int,
-) -> StaffId:
-    """Raises ``IntegrityError`` when the username is taken."""
+) -> Staff:
+    """The new account. Raises ``IntegrityError`` when the username is taken."""
     result = await conn.execute(
         sa.insert(staff)
         .values(
@@ -79,9 +79,9 @@ async def insert_staff(
             created_at=now_ms,
             updated_at=now_ms,
         )
-        .returning(staff.c.id)
+        .returning(*staff.c)
     )
-    return StaffId(result.scalar_one())
+    return to_staff(result.mappings().one())
 
 
 async def update_staff(conn: AsyncConnection, staff_id: int, now_ms: int, **values: object) -> None:

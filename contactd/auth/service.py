@@ -27,6 +27,7 @@ from contactd.auth.passwords import Passwords
 from contactd.clock import Clock, to_datetime
 from contactd.errors import ContactdError, ErrorCode
 from contactd.settings import ALL_PERMISSIONS, Settings
+from contactd.storage.db import write_transaction
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD_LEN = 8
@@ -152,8 +153,8 @@ class AuthService:
         password_hash = await self._passwords.hash(password)
         now = self._clock.now_ms()
         try:
-            async with self._engine.begin() as conn:
-                staff_id = await repo.insert_staff(
+            async with write_transaction(self._engine) as conn:
+                user = await repo.insert_staff(
                     conn,
                     username=username,
                     display_name=display,
@@ -161,18 +162,8 @@ class AuthService:
                     role=role,
                     now_ms=now,
                 )
-                user = Staff(
-                    id=staff_id,
-                    username=username,
-                    display_name=display,
-                    role=role,
-                    active=True,
-                    created_at=to_datetime(now),
-                )
                 after = user.model_dump(include={"username", "display_name", "role", "active"})
-                await self._record(
-                    conn, ctx, "staff.created", ("staff", str(staff_id)), after=after
-                )
+                await self._record(conn, ctx, "staff.created", ("staff", str(user.id)), after=after)
         except IntegrityError as exc:
             raise ContactdError(ErrorCode.user_exists, f"user {username!r} already exists") from exc
         return user
@@ -201,7 +192,7 @@ class AuthService:
         """Enable or disable an account; disabling also ends all its sessions.
         Setting the state it already has changes nothing and records nothing."""
         now = self._clock.now_ms()
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             row = await repo.staff_row(conn, staff_id)
             if row is None:
                 raise ContactdError(ErrorCode.not_found, f"no user with id {staff_id}")
@@ -254,7 +245,7 @@ class AuthService:
         token = secrets.token_urlsafe(32)
         now = self._clock.now_ms()
         expires = now + self._settings.token_ttl_s * 1000
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             if new_hash is not None:
                 await repo.update_staff(conn, user.id, now, password_hash=new_hash)
             await repo.insert_token(conn, _sha256(token), user.id, now, expires)
@@ -292,7 +283,7 @@ class AuthService:
         """End the session of ``token``; nothing happens if it is already over."""
         if not token or len(token) > MAX_CREDENTIAL_LEN:
             return
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             staff_id = await repo.revoke_token(conn, _sha256(token), self._clock.now_ms())
             row = None if staff_id is None else await repo.staff_row(conn, staff_id)
             if row is None:
@@ -336,7 +327,7 @@ class AuthService:
             created_by=created_by,
             created_at=to_datetime(now),
         )
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await repo.insert_api_key(
                 conn,
                 key_id=key_id,
@@ -364,7 +355,7 @@ class AuthService:
         now = self._clock.now_ms()
         last_used = row["last_used_at"]
         if last_used is None or now - last_used >= LAST_USED_EVERY_MS:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 await repo.touch_api_key(conn, key_id, now, LAST_USED_EVERY_MS)
         return Principal(
             kind="api_key", id=key_id, name=row["name"], permissions=frozenset(row["scopes"])
@@ -381,7 +372,7 @@ class AuthService:
     ) -> ApiKeyInfo:
         """Revoke a key at once; revoking a revoked key changes nothing."""
         now = self._clock.now_ms()
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             row = await repo.api_key_row(conn, key_id)
             if row is None:
                 raise ContactdError(ErrorCode.not_found, f"no API key {key_id!r}")

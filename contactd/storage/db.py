@@ -7,7 +7,8 @@ SQLite (``sqlite+aiosqlite:///path``) is the embedded default; PostgreSQL
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -77,13 +78,25 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade the schema to the newest revision, in one transaction; a no-op when it is
-    already there. Processes migrating at the same time wait for each other."""
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that is going to write; use it instead of ``engine.begin()``.
+
+    On SQLite it takes the write lock at BEGIN (``BEGIN IMMEDIATE``), so a concurrent
+    writer waits up to the busy timeout instead of failing half-way with "database is
+    locked". On PostgreSQL it is a plain transaction.
+    """
     async with engine.connect() as conn:
         await conn.execution_options(**{SQLITE_IMMEDIATE: True})
         async with conn.begin():
-            await conn.run_sync(_upgrade)
+            yield conn
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the schema to the newest revision, in one transaction; a no-op when it is
+    already there. Processes migrating at the same time wait for each other."""
+    async with write_transaction(engine) as conn:
+        await conn.run_sync(_upgrade)
 
 
 async def ping(engine: AsyncEngine, timeout_s: float = 2.0) -> bool:
