@@ -347,9 +347,12 @@ end
 
 -- Offer work to one agent who may have a free slot: designated contacts first, then
 -- the agent's queues, the queue whose head has waited longest (by priority) first.
-local function dispatch_agent(a)
-  if a.st ~= 'available' then return end
-  local prefix = a.id .. '|'
+-- Takes the id, not a record: the agent is always read fresh here, because dispatch earlier
+-- in the same script may already have given them work (a stale record would lose it).
+local function dispatch_agent(aid)
+  local a = load_agent(aid)
+  if not a or a.st ~= 'available' then return end
+  local prefix = aid .. '|'
   local lo = '[' .. prefix
   for _ = 1, SCAN_LIMIT do
     local it = redis.call('ZRANGEBYLEX', K_DESIG, lo, '[' .. prefix .. '\255', 'LIMIT', 0, 1)
@@ -358,10 +361,10 @@ local function dispatch_agent(a)
     local c = load_contact(cid)
     if not c or c.st ~= 'queued' or not c.dw then
       redis.call('ZREM', K_DESIG, it[1])
-    elseif Q[c.q] and can_take(a, c.ch) and not excluded(c, a.id) then
+    elseif Q[c.q] and can_take(a, c.ch) and not excluded(c, aid) then
       drop_from_waiting(c)
       make_offer(c, a)
-      a = load_agent(a.id)
+      a = load_agent(aid)
     else
       lo = '(' .. it[1]
     end
@@ -452,7 +455,7 @@ local function finish_active(c, a, reason, disposition)
   })
   save_agent(a)
   refresh_agent(a, old)
-  dispatch_agent(a)
+  dispatch_agent(a.id)
 end
 
 -- The agent is gone (logout, heartbeat expiry, disconnect): everything they held goes

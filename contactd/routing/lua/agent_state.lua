@@ -26,5 +26,5 @@ end
 set_agent_state(a, A.state, A.reason)
 save_agent(a)
 refresh_agent(a, old)
-dispatch_agent(a)
+dispatch_agent(a.id)
 return ok(agent_view(load_agent(a.id)))

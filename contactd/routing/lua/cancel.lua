@@ -31,6 +31,6 @@ finalize(c, 'abandoned', A.reason)
 if a then
   save_agent(a)
   refresh_agent(a, nil)
-  dispatch_agent(a)
+  dispatch_agent(a.id)
 end
 return ok(contact_view(c))

@@ -30,5 +30,5 @@ emit('wrap_up.ended', { contact_id = c.id, agent_id = a.id, expired = A.expired 
 if a.st == 'wrap_up' and not wraps_left then set_agent_state(a, 'available', '') end
 save_agent(a)
 refresh_agent(a, old)
-dispatch_agent(a)
+dispatch_agent(a.id)
 return ok({ done = true })

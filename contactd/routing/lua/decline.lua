@@ -47,5 +47,5 @@ emit('contact.requeued', { contact_id = c.id, queue_id = c.q, agent_id = a.id, r
 save_agent(a)
 refresh_agent(a, nil)
 dispatch_queue(c.q)
-dispatch_agent(a)
+dispatch_agent(a.id)
 return ok(contact_view(load_contact(c.id)))

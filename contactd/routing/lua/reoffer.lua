@@ -18,7 +18,7 @@ if c.dw then
   local need = require_queues(agent_queue_ids(a))
   if need then return need end
   redis.call('ZREM', K_REOFFER, A.id)
-  dispatch_agent(a)
+  dispatch_agent(a.id)
   return ok({ dispatched = 1 })
 end
 local need = require_queues({ c.q })
