@@ -13,6 +13,7 @@ from contactd.api import routes_auth, routes_routing  # noqa: F401  (registers r
 from contactd.api.edge import errors_middleware, metrics_middleware
 from contactd.api.registry import api
 from contactd.api.routes_ops import install_ops
+from contactd.api.routes_web import install_web
 from contactd.auth.audit import AuditLog
 from contactd.auth.service import AuthService
 from contactd.bus import Bus
@@ -89,5 +90,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(sweeper_ctx)
     app.on_shutdown.append(_start_draining)
     install_ops(app)
+    install_web(app)
     api.install(app)
     return app
