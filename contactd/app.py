@@ -9,19 +9,46 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from contactd.api import routes_auth, routes_routing  # noqa: F401  (registers routes)
+from contactd.api import routes_auth, routes_im, routes_routing  # noqa: F401  (registers)
 from contactd.api.edge import errors_middleware, metrics_middleware
 from contactd.api.registry import api
+from contactd.api.routes_im import install_im
 from contactd.api.routes_ops import install_ops
 from contactd.api.routes_web import install_web
 from contactd.auth.audit import AuditLog
 from contactd.auth.service import AuthService
+from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
+from contactd.channels.im import ChatService
+from contactd.channels.uploads import Uploads
 from contactd.clock import Clock, SystemClock
-from contactd.keys import AUDIT, AUTH, BUS, CLOCK, DB, DRAINING, ENGINE, METRICS, REDIS, SETTINGS
+from contactd.directory.factory import build_directory
+from contactd.keys import (
+    AUDIT,
+    AUTH,
+    BUS,
+    CHAT,
+    CLOCK,
+    DB,
+    DIRECTORY,
+    DRAINING,
+    ENGINE,
+    METRICS,
+    REDIS,
+    SESSIONS,
+    SETTINGS,
+    SIO,
+    UPLOADS,
+    VISITORS,
+)
 from contactd.metrics import Metrics
+from contactd.realtime.presence import CustomerPresence
+from contactd.realtime.server import build_realtime, make_server, running
 from contactd.routing.service import RoutingEngine
 from contactd.routing.sweeper import Sweeper
+from contactd.sessions.messages import MessageLog
+from contactd.sessions.recorder import SessionRecorder
+from contactd.sessions.service import SessionService
 from contactd.settings import Settings
 from contactd.storage.db import migrate, open_database
 from contactd.storage.keyspace import SiteKeys
@@ -54,10 +81,57 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DB] = engine
     app[AUDIT] = AuditLog(engine, app[CLOCK])
     app[AUTH] = AuthService(engine, settings, app[CLOCK], audit=app[AUDIT])
+    directory = build_directory(settings, engine, clock=app[CLOCK])
+    app[DIRECTORY] = directory
+    key = load_secret_key(settings)
+    app[VISITORS] = VisitorAuth(key, settings, app[CLOCK])
+    app[UPLOADS] = Uploads(engine, settings, app[CLOCK], key)
     yield
+    await directory.close()
     log.info("closing database")
     await engine.dispose()
     log.info("database closed")
+
+
+async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sessions, the message log, chat use cases and the socket namespaces."""
+    settings, clock, bus = app[SETTINGS], app[CLOCK], app[BUS]
+    log_ = MessageLog(app[DB], clock)
+    log_.start()
+    sessions = SessionService(app[DB], app[REDIS], app[ENGINE].keys, settings, clock, bus, log_)
+    app[SESSIONS] = sessions
+    chat = ChatService(sessions, app[ENGINE], app[DIRECTORY], app[UPLOADS], app[AUDIT], settings)
+    app[CHAT] = chat
+    names: dict[str, str] = {}
+
+    async def agent_name(agent_id: str) -> str:
+        if agent_id not in names:
+            try:
+                names[agent_id] = (await app[AUTH].get_user_by_username(agent_id)).display_name
+            except Exception:
+                return agent_id
+        return names[agent_id]
+
+    recorder = SessionRecorder(sessions, app[DIRECTORY], bus, agent_name)
+    unsubscribe = bus.subscribe(recorder.on_event)
+    customers = CustomerPresence(
+        app[REDIS], app[ENGINE].keys, clock, settings, app[ENGINE], sessions
+    )
+    rt = build_realtime(
+        app[SIO],
+        settings,
+        app[METRICS],
+        bus,
+        chat,
+        app[AUTH],
+        app[ENGINE],
+        app[VISITORS],
+        customers,
+    )
+    async with running(rt):
+        yield
+    unsubscribe()
+    await log_.stop()
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -87,9 +161,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[BUS].subscribe(app[METRICS].observe)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(chat_ctx)
     app.cleanup_ctx.append(sweeper_ctx)
+    redis_url = settings.redis_url or EmbeddedRedis(settings.data_dir).url
+    app[SIO] = make_server(redis_url, settings, app)
     app.on_shutdown.append(_start_draining)
     install_ops(app)
     install_web(app)
+    install_im(app)
     api.install(app)
     return app

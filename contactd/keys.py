@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.auth.audit import AuditLog
 from contactd.auth.service import AuthService
+from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
+from contactd.channels.im import ChatService
+from contactd.channels.uploads import Uploads
 from contactd.clock import Clock
+from contactd.directory.base import Directory
 from contactd.metrics import Metrics
 from contactd.routing.service import RoutingEngine
+from contactd.sessions.service import SessionService
 from contactd.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -24,3 +30,9 @@ DB = web.AppKey("db", AsyncEngine)
 AUTH = web.AppKey("auth", AuthService)
 AUDIT = web.AppKey("audit", AuditLog)
 DRAINING = web.AppKey("draining", list[bool])
+SESSIONS = web.AppKey("sessions", SessionService)
+CHAT = web.AppKey("chat", ChatService)
+DIRECTORY = web.AppKey("directory", Directory)
+UPLOADS = web.AppKey("uploads", Uploads)
+VISITORS = web.AppKey("visitors", VisitorAuth)
+SIO = web.AppKey("sio", socketio.AsyncServer)

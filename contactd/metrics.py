@@ -74,6 +74,18 @@ class Metrics:
             ["state", "reason"],
             registry=r,
         )
+        self.socket_events = Counter(
+            "contactd_socket_events",
+            "Socket events by namespace, event and result",
+            ["namespace", "event", "result"],
+            registry=r,
+        )
+        self.socket_connections = Gauge(
+            "contactd_socket_connections",
+            "Open socket connections on this node",
+            ["namespace"],
+            registry=r,
+        )
         self.queue_waiting = Gauge(
             "contactd_queue_waiting",
             "Contacts waiting per queue (at scrape)",

@@ -10,9 +10,12 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from contactd.directory.models import DirectorySettings
 
 Channel = Literal["chat", "voice"]
 Strategy = Literal["idle", "round_robin", "designated"]
@@ -108,6 +111,42 @@ class RoutingSettings(_Frozen):
     final_retention_s: float = Field(default=3600.0, gt=0)
 
 
+class ImSettings(_Frozen):
+    """The chat widget and the agent/customer sockets."""
+
+    identity_secret: str | None = Field(
+        default=None, description="HMAC key the host site signs customer identities with"
+    )
+    identity_max_age_s: int = Field(default=86400, gt=0)
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description='origins allowed to open sockets; [] = same origin, ["*"] = any',
+    )
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_text_chars: int = Field(default=5000, ge=1)
+    events_per_s: float = Field(default=10.0, gt=0, description="per connection, sustained")
+    events_burst: int = Field(default=30, ge=1)
+    upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    upload_types: list[str] = Field(
+        default_factory=lambda: [
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+            "text/plain",
+        ]
+    )
+    customer_grace_s: float = Field(
+        default=60.0, ge=0, description="a waiting customer who drops keeps their place this long"
+    )
+    entry_points: dict[str, str] = Field(
+        default_factory=dict, description="entry point → queue, e.g. order_page = aftersales"
+    )
+    default_queue: str | None = Field(default=None, description="None = the first queue")
+    vip_priority: int = Field(default=5, ge=0, le=9)
+
+
 DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
     QueueConfig(id="presales", name="售前咨询 Pre-sales", strategy="idle"),
     QueueConfig(
@@ -120,6 +159,13 @@ DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
     QueueConfig(id="vip", name="VIP 专属 VIP desk", strategy="designated", fallback_after_s=30),
     QueueConfig(id="hotline", name="电话热线 Hotline", channel="voice", strategy="idle"),
 )
+
+
+DEFAULT_ENTRY_POINTS: dict[str, str] = {
+    "order_page": "aftersales",
+    "product_page": "presales",
+    "home": "presales",
+}
 
 
 class Settings(BaseSettings):
@@ -140,6 +186,12 @@ class Settings(BaseSettings):
     roles: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
     queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
     routing: RoutingSettings = RoutingSettings()
+    im: ImSettings = ImSettings()
+    directory: DirectorySettings = DirectorySettings()
+    timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")
+    secret_key: str | None = Field(
+        default=None, description="signs visitor tokens; generated under data_dir when unset"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -153,6 +205,15 @@ class Settings(BaseSettings):
         # env beats the file (passed as init kwargs), which beats the defaults
         return (env_settings, init_settings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_entry_points(cls, data: Any) -> Any:
+        # the built-in queues come with the built-in entry points; a configuration that
+        # defines its own queues defines its own entry points
+        if isinstance(data, dict) and "queues" not in data and "im" not in data:
+            data = {**data, "im": {"entry_points": dict(DEFAULT_ENTRY_POINTS)}}
+        return data
+
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
         ids = [q.id for q in self.queues]
@@ -165,11 +226,24 @@ class Settings(BaseSettings):
                     f"queue {q.id!r} overflows to unknown queue {q.overflow_to!r} "
                     f"(use a queue id or {OVERFLOW_TO_MESSAGE!r})"
                 )
+        if self.im.default_queue is not None and self.im.default_queue not in ids:
+            raise ValueError(f"im.default_queue {self.im.default_queue!r} is not a queue")
+        for entry, queue in self.im.entry_points.items():
+            if queue not in ids:
+                raise ValueError(f"im.entry_points.{entry} names unknown queue {queue!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {self.timezone!r}") from exc
         for role, perms in self.roles.items():
             unknown = sorted(set(perms) - ALL_PERMISSIONS)
             if unknown:
                 raise ValueError(f"role {role!r} has unknown permissions: {', '.join(unknown)}")
         return self
+
+    def queue_for_entry(self, entry_point: str) -> str:
+        mapped = self.im.entry_points.get(entry_point)
+        return mapped or self.im.default_queue or self.queues[0].id
 
     def queue(self, queue_id: str) -> QueueConfig | None:
         return next((q for q in self.queues if q.id == queue_id), None)

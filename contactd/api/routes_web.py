@@ -1,11 +1,11 @@
 """The browser pages in web_client/, served by contactd (no Node at run time).
 
-    /                -> redirect to /demo
-    /demo            -> web_client/pages/demo.html    (a host site with the chat widget)
-    /agent           -> web_client/pages/agent.html   (the agent workspace)
-    /supervisor      -> web_client/pages/supervisor.html
-    /static/...      -> web_client/static/...
-    /static/vendor/socket.io.min.js -> the official socket.io-client build from npm
+/                -> redirect to /demo
+/demo            -> web_client/pages/demo.html    (a host site with the chat widget)
+/agent           -> web_client/pages/agent.html   (the agent workspace)
+/supervisor      -> web_client/pages/supervisor.html
+/static/...      -> web_client/static/...
+/static/vendor/socket.io.min.js -> the official socket.io-client build from npm
 """
 
 from __future__ import annotations

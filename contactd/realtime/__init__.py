@@ -1,1 +1,1 @@
-
+"""The only package that imports socketio: namespaces, rooms, listeners."""

@@ -92,3 +92,17 @@ class SiteKeys:
 
     def queue_keys(self, queue_id: str) -> list[str]:
         return [self.waiting(queue_id), self.eligible(queue_id), self.rotation(queue_id)]
+
+    # sessions -----------------------------------------------------------------
+    def service_numbers(self, day: str) -> str:
+        """Per-day counter behind service numbers ``S<day>-<n>`` (expires after 3 days)."""
+        return f"{self.base}svcno:{day}"
+
+    def dequeues(self, queue_id: str) -> str:
+        """Recent accepted offers of a queue (zset contact → ms), for the estimated wait."""
+        return f"{self.base}q:{queue_id}:accepted"
+
+    @property
+    def customer_grace(self) -> str:
+        """Sessions whose customer disconnected (zset session → deadline ms)."""
+        return self.base + "cgrace"

@@ -88,3 +88,134 @@ audit_log = sa.Table(
     sa.Column("request_id", sa.String(128), nullable=True),
     sa.Index(None, "target_type", "target_id"),
 )
+
+
+# directory (embedded store: customers, products, orders) ------------------------------
+# Money columns are integer fen (1/100 yuan). An order's items and address are JSON; its
+# logistics are columns so a tracking number can be indexed later.
+dir_customers = sa.Table(
+    "dir_customers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False, index=True),
+    sa.Column("member_level", sa.String(16), nullable=False),
+    sa.Column("province", sa.String(32), nullable=True),
+    sa.Column("city", sa.String(32), nullable=True),
+    sa.Column("gender", sa.String(8), nullable=False),
+    sa.Column("birth_year", sa.Integer, nullable=True),
+    sa.Column("registered_at", Millis, nullable=False),
+    sa.Column("tags", Json, nullable=False),
+    sa.Column("vip", sa.Boolean, nullable=False),
+)
+
+dir_products = sa.Table(
+    "dir_products",
+    metadata,
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("price", sa.BigInteger, nullable=False),
+    sa.Column("category", sa.String(32), nullable=True),
+)
+
+dir_orders = sa.Table(
+    "dir_orders",
+    metadata,
+    sa.Column("order_no", sa.String(64), primary_key=True),
+    sa.Column(
+        "customer_id",
+        sa.String(64),
+        sa.ForeignKey("dir_customers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("items", Json, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("paid_at", Millis, nullable=True),
+    sa.Column("shipped_at", Millis, nullable=True),
+    sa.Column("delivered_at", Millis, nullable=True),
+    sa.Column("finished_at", Millis, nullable=True),
+    sa.Column("carrier", sa.String(32), nullable=True),
+    sa.Column("tracking_no", sa.String(64), nullable=True),
+    sa.Column("logistics_event", sa.String(500), nullable=True),
+    sa.Column("logistics_event_at", Millis, nullable=True),
+    sa.Column("address", Json, nullable=True),
+    sa.Index(None, "customer_id", "created_at"),
+)
+
+
+# --- service sessions (contactd/sessions) ----------------------------------------------
+
+service_sessions = sa.Table(
+    "service_sessions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the service number S20261123-000042
+    sa.Column("contact_id", sa.String(64), nullable=False),  # current routing contact
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("entry_point", sa.String(64), nullable=False),
+    sa.Column("queue_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("visitor_id", sa.String(64), nullable=True),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("customer_name", sa.String(120), nullable=True),
+    sa.Column("customer_phone", sa.String(32), nullable=True),
+    sa.Column("order_no", sa.String(64), nullable=True),
+    sa.Column("agent_id", sa.String(64), nullable=True),
+    sa.Column("agent_name", sa.String(120), nullable=True),
+    sa.Column("agents", Json, nullable=False),  # every agent who accepted it, in order
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("queued_at", Millis, nullable=True),
+    sa.Column("offered_at", Millis, nullable=True),
+    sa.Column("accepted_at", Millis, nullable=True),
+    sa.Column("first_response_at", Millis, nullable=True),
+    sa.Column("ended_at", Millis, nullable=True),
+    sa.Column("end_reason", sa.String(32), nullable=True),
+    sa.Column("disposition", sa.String(64), nullable=True),
+    sa.Column("rating", sa.SmallInteger, nullable=True),
+    sa.Column("rating_comment", sa.String(1000), nullable=True),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("transfers", sa.Integer, nullable=False),
+    sa.Column("awaiting_reply_since", Millis, nullable=True),  # oldest unanswered customer msg
+    sa.Column("responses", sa.Integer, nullable=False),
+    sa.Column("response_total_ms", Millis, nullable=False),
+    sa.Column("meta", Json, nullable=True),
+    sa.Index(None, "created_at"),
+    sa.Index(None, "customer_id", "created_at"),
+    sa.Index(None, "visitor_id", "state"),
+    sa.Index(None, "customer_phone"),
+    sa.Index(None, "order_no"),
+    sa.Index(None, "agent_id", "created_at"),
+)
+
+session_messages = sa.Table(
+    "session_messages",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("service_sessions.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("client_msg_id", sa.String(64), nullable=False),
+    sa.Column("sender_type", sa.String(16), nullable=False),
+    sa.Column("sender_id", sa.String(64), nullable=True),
+    sa.Column("sender_name", sa.String(120), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("attachment", Json, nullable=True),
+    sa.Column("order_card", Json, nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.UniqueConstraint("session_id", "seq"),
+    sa.UniqueConstraint("session_id", "client_msg_id"),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("service_sessions.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("uploaded_by", sa.String(80), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+)

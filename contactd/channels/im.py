@@ -1,0 +1,308 @@
+"""Chat use cases for customers and agents; the socket namespaces and REST call these."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contactd.auth.audit import AuditLog
+from contactd.auth.models import Principal
+from contactd.auth.visitors import Identity
+from contactd.channels.uploads import Uploads
+from contactd.directory.base import Directory
+from contactd.errors import ContactdError, ErrorCode
+from contactd.routing.service import RoutingEngine
+from contactd.sessions.models import (
+    CLIENT_MSG_ID,
+    Message,
+    NewMessage,
+    Sender,
+    SessionRecord,
+    SessionView,
+)
+from contactd.sessions.screenpop import order_card
+from contactd.sessions.service import SessionService
+from contactd.settings import QUEUE_ID_PATTERN, Settings
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StartChat(_In):
+    entry_point: str = Field(default="home", pattern=r"^[a-z0-9_-]{1,64}$")
+    queue_id: str | None = Field(default=None, pattern=QUEUE_ID_PATTERN)
+    order_no: str | None = Field(default=None, max_length=64)
+    question: str | None = Field(default=None, max_length=2000)
+
+
+class SendMessage(_In):
+    session_id: str = Field(max_length=32)
+    client_msg_id: str = Field(pattern=CLIENT_MSG_ID)
+    kind: Literal["text", "image", "file", "order_card"] = "text"
+    text: str | None = Field(default=None, max_length=5000)
+    attachment_id: str | None = Field(default=None, max_length=40)
+    order_no: str | None = Field(default=None, max_length=64)
+
+
+class Transfer(_In):
+    session_id: str = Field(max_length=32)
+    queue_id: str | None = Field(default=None, pattern=QUEUE_ID_PATTERN)
+    agent_id: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=500)
+
+
+def _not_found(session_id: str) -> ContactdError:
+    # the same answer whether it does not exist or is not yours: no probing
+    return ContactdError(ErrorCode.not_found, f"no session {session_id}")
+
+
+class ChatService:
+    def __init__(
+        self,
+        sessions: SessionService,
+        routing: RoutingEngine,
+        directory: Directory,
+        uploads: Uploads,
+        audit: AuditLog,
+        settings: Settings,
+    ) -> None:
+        self.sessions = sessions
+        self.routing = routing
+        self.directory = directory
+        self.uploads = uploads
+        self.audit = audit
+        self.settings = settings
+
+    async def view(self, record: SessionRecord) -> SessionView:
+        view = record.view()
+        if record.state == "queued":
+            pos = await self.routing.position(record.contact_id, record.queue_id)
+            if pos is not None:
+                wait = await self.sessions.queue_wait_estimate(record.queue_id, pos)
+                view = view.model_copy(update={"position": pos, "estimated_wait_s": wait})
+        return view
+
+    # customers ------------------------------------------------------------------
+    async def start(
+        self, visitor_id: str, identity: Identity | None, req: StartChat
+    ) -> SessionRecord:
+        existing = await self.sessions.open_for_visitor(visitor_id)
+        if existing is not None:
+            return existing
+        queue_id = req.queue_id or self.settings.queue_for_entry(req.entry_point)
+        if not self.routing.queue_known(queue_id):
+            raise ContactdError(ErrorCode.unknown_queue, f"no queue {queue_id!r}")
+        priority, name, phone = 0, None, None
+        if identity is not None:
+            customer = await self.directory.customer(identity.customer_id)
+            if customer is not None:
+                name, phone = customer.name, customer.phone
+                if customer.vip:
+                    priority = self.settings.im.vip_priority
+            name = name or identity.name
+            phone = phone or identity.phone
+        record = await self.sessions.open(
+            channel="chat",
+            entry_point=req.entry_point,
+            queue_id=queue_id,
+            visitor_id=visitor_id,
+            customer_id=identity.customer_id if identity else None,
+            customer_name=name,
+            customer_phone=phone,
+            order_no=req.order_no,
+            meta={"question": req.question} if req.question else None,
+        )
+        if req.question:
+            await self.sessions.post(
+                NewMessage(
+                    session_id=record.id,
+                    client_msg_id="question",
+                    sender=Sender(type="customer", id=record.customer_id, name=name),
+                    kind="text",
+                    text=req.question,
+                ),
+                record,
+            )
+        try:
+            await self.routing.enqueue(
+                queue_id,
+                priority=priority,
+                contact_id=record.id,
+                meta={"session": record.id, "entry": req.entry_point},
+            )
+        except ContactdError:
+            await self.sessions.discard(record.id)  # refused: it never entered the queue
+            raise
+        return await self.sessions.get(record.id)
+
+    async def customer_session(self, visitor_id: str, session_id: str) -> SessionRecord:
+        try:
+            record = await self.sessions.get(session_id)
+        except ContactdError as exc:
+            raise _not_found(session_id) from exc
+        if record.visitor_id != visitor_id:
+            raise _not_found(session_id)
+        return record
+
+    async def customer_send(self, visitor_id: str, req: SendMessage) -> Message:
+        record = await self.customer_session(visitor_id, req.session_id)
+        if record.state == "ended":
+            raise ContactdError(ErrorCode.contact_finished, "this conversation has ended")
+        sender = Sender(type="customer", id=record.customer_id, name=record.customer_name)
+        return await self._post(record, sender, req)
+
+    async def customer_end(self, visitor_id: str, session_id: str) -> SessionRecord:
+        record = await self.customer_session(visitor_id, session_id)
+        if record.state != "ended":
+            await self.routing.cancel(record.contact_id, "customer_left")
+        return await self.sessions.get(session_id)
+
+    async def customer_rate(
+        self, visitor_id: str, session_id: str, score: int, comment: str | None
+    ) -> SessionRecord:
+        await self.customer_session(visitor_id, session_id)
+        return await self.sessions.rate(session_id, score, comment)
+
+    # agents ---------------------------------------------------------------------
+    async def agent_session(
+        self, who: Principal, session_id: str, *, current: bool = True
+    ) -> SessionRecord:
+        try:
+            record = await self.sessions.get(session_id)
+        except ContactdError as exc:
+            raise _not_found(session_id) from exc
+        if record.agent_id == who.name:
+            return record
+        if not current and (who.name in record.agents or who.can("contacts.view")):
+            return record
+        raise _not_found(session_id)
+
+    async def accept(self, who: Principal, offer_id: str) -> SessionRecord:
+        contact = await self.routing.accept(offer_id, who.name)
+        return await self.sessions.get(contact.contact_id.split(".", 1)[0])
+
+    async def agent_send(self, who: Principal, req: SendMessage) -> Message:
+        record = await self.agent_session(who, req.session_id)
+        if record.state != "active":
+            raise ContactdError(ErrorCode.contact_not_active, "this conversation is not active")
+        sender = Sender(type="agent", id=who.name, name=record.agent_name or who.name)
+        return await self._post(record, sender, req)
+
+    async def agent_end(
+        self, who: Principal, session_id: str, disposition: str | None
+    ) -> SessionRecord:
+        record = await self.agent_session(who, session_id)
+        await self.routing.end(
+            record.contact_id, agent_id=who.name, reason="resolved", disposition=disposition
+        )
+        return await self.sessions.get(session_id)
+
+    async def wrapup_done(self, who: Principal, session_id: str) -> bool:
+        record = await self.agent_session(who, session_id, current=False)
+        return await self.routing.complete_wrap(record.contact_id, agent_id=who.name)
+
+    async def transfer(self, who: Principal, req: Transfer) -> SessionRecord:
+        if (req.queue_id is None) == (req.agent_id is None):
+            raise ContactdError(
+                ErrorCode.validation_failed, "give exactly one of queue_id, agent_id"
+            )
+        record = await self.agent_session(who, req.session_id)
+        if record.state != "active":
+            raise ContactdError(ErrorCode.contact_not_active, "only an active chat can be moved")
+        if req.agent_id == who.name:
+            raise ContactdError(ErrorCode.validation_failed, "that is you")
+        queue_id = req.queue_id or record.queue_id
+        q = self.settings.queue(queue_id)
+        if q is None:
+            raise ContactdError(ErrorCode.unknown_queue, f"no queue {queue_id!r}")
+        snap = await self.routing.queue_snapshot(queue_id, head=0)
+        if snap.waiting >= q.max_waiting:
+            raise ContactdError(ErrorCode.queue_full, f"queue {queue_id} is full")
+        n = record.transfers + 1
+        new_contact = f"{record.id}.{n}"
+        meta = {**(record.meta or {}), "transfer_note": req.note, "transferred_by": who.name}
+        await self.sessions.change(
+            record.id,
+            contact_id=new_contact,
+            queue_id=queue_id,
+            transfers=n,
+            state="queued",
+            agent_id=None,
+            agent_name=None,
+            meta=meta,
+        )
+        await self.routing.end(record.contact_id, agent_id=who.name, reason="transferred")
+        await self.routing.enqueue(
+            queue_id,
+            priority=9,
+            contact_id=new_contact,
+            target_agent_id=req.agent_id,
+            meta={"session": record.id, "transfer": n},
+        )
+        await self.audit.record(
+            who,
+            "session.transferred",
+            "session",
+            record.id,
+            before={"agent_id": who.name, "queue_id": record.queue_id},
+            after={"agent_id": req.agent_id, "queue_id": queue_id, "note": req.note},
+        )
+        after = await self.sessions.get(record.id)
+        await self.sessions.system_message(
+            after, f"transfer.{n}", "正在为您转接 / Transferring you to a colleague"
+        )
+        return after
+
+    async def unmask_phone(self, who: Principal, session_id: str) -> str | None:
+        if not who.can("pii.view"):
+            raise ContactdError(ErrorCode.forbidden, "this needs the permission 'pii.view'")
+        record = await self.agent_session(who, session_id, current=False)
+        phone = record.customer_phone
+        if record.customer_id:
+            customer = await self.directory.customer(record.customer_id)
+            phone = customer.phone if customer else phone
+        await self.audit.record(
+            who,
+            "pii.unmasked",
+            "session",
+            session_id,
+            after={"field": "phone", "customer_id": record.customer_id},
+        )
+        return phone
+
+    # shared ---------------------------------------------------------------------
+    async def _post(self, record: SessionRecord, sender: Sender, req: SendMessage) -> Message:
+        attachment, order = None, None
+        if req.kind == "text":
+            if not req.text or not req.text.strip():
+                raise ContactdError(ErrorCode.validation_failed, "a text message needs text")
+            if len(req.text) > self.settings.im.max_text_chars:
+                raise ContactdError(ErrorCode.payload_too_large, "the message is too long")
+        elif req.kind in ("image", "file"):
+            if not req.attachment_id:
+                raise ContactdError(ErrorCode.validation_failed, "upload the file first")
+            attachment = await self.uploads.attachment(req.attachment_id, record.id)
+            if req.kind == "image" and not attachment.content_type.startswith("image/"):
+                raise ContactdError(ErrorCode.validation_failed, "that file is not an image")
+        else:
+            order = await self._order(record, req.order_no)
+        msg = NewMessage(
+            session_id=record.id,
+            client_msg_id=req.client_msg_id,
+            sender=sender,
+            kind=req.kind,
+            text=req.text,
+            attachment=attachment,
+            order=order,
+        )
+        return await self.sessions.post(msg, record)
+
+    async def _order(self, record: SessionRecord, order_no: str | None) -> dict[str, Any]:
+        if not order_no:
+            raise ContactdError(ErrorCode.validation_failed, "an order card needs order_no")
+        found = await self.directory.order(order_no)
+        if found is None or (record.customer_id and found.customer_id != record.customer_id):
+            raise ContactdError(ErrorCode.not_found, f"no order {order_no}")
+        return order_card(found)

@@ -1,0 +1,174 @@
+"""The one place that turns domain events into socket emits and decides who receives each
+(a security boundary: customers only ever get their own session's events; agents only their
+own offers and the sessions they hold)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import socketio
+from pydantic import BaseModel
+
+from contactd.channels.im import ChatService
+from contactd.errors import ContactdError
+from contactd.realtime.agent import agent_room
+from contactd.realtime.customer import session_room
+from contactd.realtime.gateway import dump
+from contactd.realtime.supervisor import SupervisorNamespace
+from contactd.routing import events as rev
+from contactd.routing.service import RoutingEngine
+from contactd.sessions import events as sev
+from contactd.sessions.models import session_of_contact
+
+log = logging.getLogger(__name__)
+
+_QUEUE_MOVES = (
+    rev.ContactEnqueued,
+    rev.OfferCreated,
+    rev.ContactAbandoned,
+    rev.ContactRequeued,
+    rev.ContactOverflowed,
+    rev.ContactFellBack,
+    rev.OfferDeclined,
+    rev.OfferExpired,
+)
+_AGENT_CHANGES = (
+    rev.AgentStateChanged,
+    rev.OfferCreated,
+    rev.OfferAccepted,
+    rev.OfferDeclined,
+    rev.OfferExpired,
+    rev.OfferRevoked,
+    rev.ContactEnded,
+    rev.WrapUpEnded,
+    rev.AgentLoggedIn,
+)
+
+
+class SocketListeners:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        chat: ChatService,
+        routing: RoutingEngine,
+        supervisor: SupervisorNamespace,
+    ) -> None:
+        self.sio = sio
+        self.chat = chat
+        self.routing = routing
+        self.supervisor = supervisor
+        self._dirty_queues: set[str] = set()
+        self._wake = asyncio.Event()
+
+    async def on_event(self, event: BaseModel) -> None:
+        match event:
+            case sev.MessageCreated():
+                await self._message(event)
+            case sev.SessionChanged():
+                await self._session(event)
+            case sev.OfferPresented():
+                await self.sio.emit(
+                    "offer",
+                    {
+                        "offer_id": event.offer_id,
+                        "deadline": event.deadline,
+                        "session": dump(event.session.view()),
+                        "screen_pop": event.screen_pop,
+                    },
+                    room=agent_room(event.agent_id),
+                    namespace="/agent",
+                )
+            case sev.OfferWithdrawn():
+                await self.sio.emit(
+                    "offer.revoked",
+                    {
+                        "offer_id": event.offer_id,
+                        "session_id": event.session_id,
+                        "reason": event.reason,
+                    },
+                    room=agent_room(event.agent_id),
+                    namespace="/agent",
+                )
+            case sev.CustomerNotice():
+                await self.sio.emit(
+                    "notice",
+                    {"session_id": event.session_id, "code": event.code, "text": event.text},
+                    room=session_room(event.session_id),
+                    namespace="/customer",
+                )
+            case _:
+                pass
+        if isinstance(event, _AGENT_CHANGES):
+            await self._agent(event.agent_id)
+        if isinstance(event, _QUEUE_MOVES):
+            self._dirty_queues.add(event.queue_id)
+            self._wake.set()
+        if isinstance(event, (rev.ContactEnqueued, *_AGENT_CHANGES, *_QUEUE_MOVES)):
+            self.supervisor.changed(event)
+
+    async def _message(self, event: sev.MessageCreated) -> None:
+        payload = {"message": dump(event.message)}
+        await self.sio.emit(
+            "message", payload, room=session_room(event.message.session_id), namespace="/customer"
+        )
+        if event.agent_id:
+            await self.sio.emit(
+                "message", payload, room=agent_room(event.agent_id), namespace="/agent"
+            )
+
+    async def _session(self, event: sev.SessionChanged) -> None:
+        view = dump(await self.chat.view(event.session))
+        await self.sio.emit(
+            "session.updated",
+            {"session": view},
+            room=session_room(event.session.id),
+            namespace="/customer",
+        )
+        agents = {event.session.agent_id, event.previous_agent_id} - {None}
+        for agent_id in agents:
+            await self.sio.emit(
+                "session.updated",
+                {"session": view},
+                room=agent_room(str(agent_id)),
+                namespace="/agent",
+            )
+
+    async def _agent(self, agent_id: str) -> None:
+        with contextlib.suppress(ContactdError):
+            agent = await self.routing.agent(agent_id)
+            await self.sio.emit(
+                "agent.updated",
+                {"agent": dump(agent)},
+                room=agent_room(agent_id),
+                namespace="/agent",
+            )
+
+    async def push_positions(self) -> None:
+        """Tell waiting customers their new place whenever their queue moved (batched)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            queues, self._dirty_queues = self._dirty_queues, set()
+            for queue_id in queues:
+                try:
+                    await self._positions(queue_id)
+                except Exception:
+                    log.exception("position update for %s failed", queue_id)
+            await asyncio.sleep(0.3)
+
+    async def _positions(self, queue_id: str) -> None:
+        ids = await self.routing.redis.zrange(self.routing.keys.waiting(queue_id), 0, 499)
+        for pos, raw in enumerate(ids):
+            contact_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if not contact_id.startswith("S"):
+                continue
+            sid = session_of_contact(contact_id)
+            wait = await self.chat.sessions.queue_wait_estimate(queue_id, pos)
+            await self.sio.emit(
+                "queue.position",
+                {"session_id": sid, "position": pos, "estimated_wait_s": wait},
+                room=session_room(sid),
+                namespace="/customer",
+            )

@@ -1,0 +1,256 @@
+"""The message log: every message is stored — with its per-session sequence number — before
+anyone is told about it. Writes are group-committed: concurrent senders share one
+transaction, which is what lets SQLite keep up with thousands of messages a second.
+
+Sequence numbers come from ``service_sessions.last_seq`` updated inside the same
+transaction, so they are gap-free and identical for every process. A resend with the same
+``client_msg_id`` returns the stored message and stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contactd.clock import Clock
+from contactd.errors import ContactdError, ErrorCode
+from contactd.sessions import repository as repo
+from contactd.sessions.models import Attachment, Message, NewMessage, Sender
+from contactd.storage.db import write_transaction
+from contactd.storage.tables import session_messages
+
+log = logging.getLogger(__name__)
+_BATCH = 256
+
+Pending = tuple[NewMessage, "asyncio.Future[tuple[Message, bool]]"]
+
+
+def message_from_row(row: RowMapping) -> Message:
+    return Message(
+        id=row["id"],
+        session_id=row["session_id"],
+        seq=row["seq"],
+        client_msg_id=row["client_msg_id"],
+        sender=Sender(type=row["sender_type"], id=row["sender_id"], name=row["sender_name"]),
+        kind=row["kind"],
+        text=row["text"],
+        attachment=Attachment.model_validate(row["attachment"]) if row["attachment"] else None,
+        order=row["order_card"],
+        created_at=row["created_at"],
+    )
+
+
+class _ReplyClock:
+    """Response-time bookkeeping: the clock starts at the first unanswered customer message
+    and stops at the next agent message."""
+
+    def __init__(
+        self, awaiting: int | None, first: int | None, responses: int, total_ms: int
+    ) -> None:
+        self.awaiting, self.first, self.responses, self.total_ms = (
+            awaiting,
+            first,
+            responses,
+            total_ms,
+        )
+
+    def observe(self, sender: str, now: int, *, answered: bool) -> None:
+        if sender == "customer" and self.awaiting is None:
+            self.awaiting = now
+        elif sender == "agent" and answered:
+            if self.first is None:
+                self.first = now
+            if self.awaiting is not None:
+                self.responses += 1
+                self.total_ms += now - self.awaiting
+                self.awaiting = None
+
+
+class MessageLog:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._run(), name="message-log-writer")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._writer is None:
+            return
+        await self._queue.join()
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        self._writer = None
+
+    async def append(self, msg: NewMessage) -> tuple[Message, bool]:
+        """Store ``msg``; returns (stored message, created). created=False for a resend."""
+        if self._writer is None:
+            raise ContactdError(ErrorCode.unavailable, "the message log is not running")
+        fut: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((msg, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._write(batch)
+            except Exception as exc:  # the whole batch failed: tell every sender
+                log.exception("storing %d messages failed", len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(
+                            ContactdError(ErrorCode.unavailable, f"message not stored: {exc}")
+                        )
+            else:
+                for (_, fut), result in zip(batch, results, strict=True):
+                    if not fut.done():
+                        if isinstance(result, ContactdError):
+                            fut.set_exception(result)
+                        else:
+                            fut.set_result(result)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[Pending]) -> list[tuple[Message, bool] | ContactdError]:
+        now = self.clock.now_ms()
+        by_session: dict[str, list[int]] = defaultdict(list)
+        for i, (msg, _) in enumerate(batch):
+            by_session[msg.session_id].append(i)
+        out: list[tuple[Message, bool] | ContactdError | None] = [None] * len(batch)
+        async with write_transaction(self.engine) as conn:
+            for session_id, idxs in by_session.items():
+                await self._write_session(
+                    conn, session_id, [batch[i][0] for i in idxs], idxs, out, now
+                )
+        return [r if r is not None else ContactdError(ErrorCode.unavailable, "lost") for r in out]
+
+    async def _write_session(
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        msgs: list[NewMessage],
+        idxs: list[int],
+        out: list[Any],
+        now: int,
+    ) -> None:
+        wanted = {m.client_msg_id for m in msgs}
+        rows = (
+            (
+                await conn.execute(
+                    sa.select(session_messages).where(
+                        session_messages.c.session_id == session_id,
+                        session_messages.c.client_msg_id.in_(wanted),
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+        known = {r["client_msg_id"]: message_from_row(r) for r in rows}
+        fresh: list[tuple[int, NewMessage]] = []
+        seen_in_batch: dict[str, int] = {}
+        for i, m in zip(idxs, msgs, strict=True):
+            if m.client_msg_id in known:
+                out[i] = (known[m.client_msg_id], False)
+            elif m.client_msg_id in seen_in_batch:
+                out[i] = seen_in_batch[m.client_msg_id]  # resolved below to the same message
+            else:
+                seen_in_batch[m.client_msg_id] = i
+                fresh.append((i, m))
+        if fresh:
+            record = await repo.get(conn, session_id, lock=True)
+            if record is None:
+                err = ContactdError(ErrorCode.not_found, f"no session {session_id}")
+                for i, _ in fresh:
+                    out[i] = err
+            else:
+                values = []
+                reply = _ReplyClock(
+                    record.awaiting_reply_since,
+                    record.first_response_at,
+                    record.responses,
+                    record.response_total_ms,
+                )
+                for n, (i, m) in enumerate(fresh):
+                    stored = Message(
+                        id="m_" + secrets.token_hex(8),
+                        session_id=session_id,
+                        seq=record.last_seq + 1 + n,
+                        client_msg_id=m.client_msg_id,
+                        sender=m.sender,
+                        kind=m.kind,
+                        text=m.text,
+                        attachment=m.attachment,
+                        order=m.order,
+                        created_at=now,
+                    )
+                    out[i] = (stored, True)
+                    reply.observe(m.sender.type, now, answered=record.accepted_at is not None)
+                    values.append(
+                        {
+                            "id": stored.id,
+                            "session_id": session_id,
+                            "seq": stored.seq,
+                            "client_msg_id": m.client_msg_id,
+                            "sender_type": m.sender.type,
+                            "sender_id": m.sender.id,
+                            "sender_name": m.sender.name,
+                            "kind": m.kind,
+                            "text": m.text,
+                            "attachment": m.attachment.model_dump() if m.attachment else None,
+                            "order_card": m.order,
+                            "created_at": now,
+                        }
+                    )
+                await repo.update(
+                    conn,
+                    session_id,
+                    {
+                        "last_seq": record.last_seq + len(fresh),
+                        "awaiting_reply_since": reply.awaiting,
+                        "first_response_at": reply.first,
+                        "responses": reply.responses,
+                        "response_total_ms": reply.total_ms,
+                    },
+                )
+                await conn.execute(sa.insert(session_messages), values)
+        for i in idxs:
+            if isinstance(out[i], int):  # a duplicate inside this batch
+                first_result = out[out[i]]
+                out[i] = (
+                    (first_result[0], False) if isinstance(first_result, tuple) else first_result
+                )
+
+    async def since(self, session_id: str, after_seq: int, limit: int = 500) -> list[Message]:
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(session_messages)
+                        .where(
+                            session_messages.c.session_id == session_id,
+                            session_messages.c.seq > after_seq,
+                        )
+                        .order_by(session_messages.c.seq)
+                        .limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [message_from_row(r) for r in rows]

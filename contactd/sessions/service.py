@@ -1,0 +1,235 @@
+"""Service sessions: numbers, lifecycle, messages, rating, search. Publishes session events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contactd.bus import Bus
+from contactd.clock import Clock
+from contactd.errors import ContactdError, ErrorCode
+from contactd.sessions import repository as repo
+from contactd.sessions.events import CustomerNotice, MessageCreated, SessionChanged
+from contactd.sessions.messages import MessageLog
+from contactd.sessions.models import (
+    Message,
+    NewMessage,
+    Sender,
+    SessionDetail,
+    SessionRecord,
+    metrics_of,
+)
+from contactd.settings import Settings
+from contactd.storage.db import write_transaction
+from contactd.storage.keyspace import SiteKeys
+
+_NUMBER_TTL_S = 3 * 86400
+
+
+class SessionService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis: Redis,
+        keys: SiteKeys,
+        settings: Settings,
+        clock: Clock,
+        bus: Bus,
+        log: MessageLog,
+    ) -> None:
+        self.engine = engine
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.clock = clock
+        self.bus = bus
+        self.log = log
+        self._tz = ZoneInfo(settings.timezone)
+
+    async def next_number(self) -> str:
+        """``S20261123-000042``: unique across processes (a Redis counter per day), sortable,
+        easy to read out on the phone."""
+        day = datetime.fromtimestamp(self.clock.now_ms() / 1000, self._tz).strftime("%Y%m%d")
+        key = self.keys.service_numbers(day)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, _NUMBER_TTL_S)
+            n, _ = await pipe.execute()
+        return f"S{day}-{int(n):06d}"
+
+    async def open(
+        self,
+        *,
+        channel: str,
+        entry_point: str,
+        queue_id: str,
+        visitor_id: str | None,
+        customer_id: str | None = None,
+        customer_name: str | None = None,
+        customer_phone: str | None = None,
+        order_no: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> SessionRecord:
+        sid = await self.next_number()
+        now = self.clock.now_ms()
+        values: dict[str, Any] = {
+            "id": sid,
+            "contact_id": sid,
+            "channel": channel,
+            "entry_point": entry_point,
+            "queue_id": queue_id,
+            "state": "queued",
+            "visitor_id": visitor_id,
+            "customer_id": customer_id,
+            "customer_name": customer_name,
+            "customer_phone": customer_phone,
+            "order_no": order_no,
+            "agent_id": None,
+            "agent_name": None,
+            "agents": [],
+            "created_at": now,
+            "queued_at": now,
+            "last_seq": 0,
+            "transfers": 0,
+            "responses": 0,
+            "response_total_ms": 0,
+            "meta": meta,
+        }
+        async with write_transaction(self.engine) as conn:
+            await repo.insert(conn, values)
+            record = await repo.get(conn, sid)
+        assert record is not None
+        return record
+
+    async def discard(self, session_id: str) -> None:
+        """Remove a session that never entered a queue (refused at the cap)."""
+        async with write_transaction(self.engine) as conn:
+            await repo.delete(conn, session_id)
+
+    async def get(self, session_id: str) -> SessionRecord:
+        async with self.engine.connect() as conn:
+            record = await repo.get(conn, session_id)
+        if record is None:
+            raise ContactdError(ErrorCode.not_found, f"no session {session_id}")
+        return record
+
+    async def open_for_visitor(self, visitor_id: str) -> SessionRecord | None:
+        async with self.engine.connect() as conn:
+            return await repo.open_for_visitor(conn, visitor_id)
+
+    async def change(
+        self, session_id: str, *, notify: bool = True, **values: Any
+    ) -> SessionRecord | None:
+        """Update fields of a session in one transaction and announce the change.
+
+        ``_keep_first=("accepted_at", ...)``: those fields are only set when still empty.
+        ``_append_agent="agent1"``: add to the list of agents who served it."""
+        keep = values.pop("_keep_first", ())
+        append_agent = values.pop("_append_agent", None)
+        async with write_transaction(self.engine) as conn:
+            before = await repo.get(conn, session_id, lock=True)
+            if before is None:
+                return None
+            for field in keep:
+                if getattr(before, field) is not None:
+                    values.pop(field, None)
+            if append_agent and (not before.agents or before.agents[-1] != append_agent):
+                values["agents"] = [*before.agents, append_agent]
+            if values:
+                await repo.update(conn, session_id, values)
+            after = await repo.get(conn, session_id)
+        assert after is not None
+        if notify and after != before:
+            await self.bus.publish(
+                [SessionChanged(session=after, previous_agent_id=before.agent_id)]
+            )
+        return after
+
+    async def post(self, msg: NewMessage, session: SessionRecord) -> Message:
+        """Store a message (idempotent per client_msg_id) and announce it when new."""
+        stored, created = await self.log.append(msg)
+        if created:
+            await self.bus.publish(
+                [
+                    MessageCreated(
+                        message=stored, visitor_id=session.visitor_id, agent_id=session.agent_id
+                    )
+                ]
+            )
+        return stored
+
+    async def system_message(self, session: SessionRecord, key: str, text: str) -> Message:
+        return await self.post(
+            NewMessage(
+                session_id=session.id,
+                client_msg_id=f"sys.{key}".replace("~", "-")[:64],
+                sender=Sender(type="system", name="系统 System"),
+                kind="event",
+                text=text,
+            ),
+            session,
+        )
+
+    async def notify_customer(self, session_id: str, code: str, text: str) -> None:
+        await self.bus.publish([CustomerNotice(session_id=session_id, code=code, text=text)])
+
+    async def rate(self, session_id: str, score: int, comment: str | None) -> SessionRecord:
+        record = await self.get(session_id)
+        if record.state != "ended":
+            raise ContactdError(ErrorCode.invalid_state, "rate a conversation after it ends")
+        if record.rating is not None:
+            raise ContactdError(ErrorCode.conflict, "this conversation was already rated")
+        after = await self.change(session_id, rating=score, rating_comment=comment)
+        assert after is not None
+        return after
+
+    async def messages(
+        self, session_id: str, after_seq: int = 0, limit: int = 500
+    ) -> list[Message]:
+        return await self.log.since(session_id, after_seq, limit)
+
+    async def detail(self, session_id: str) -> SessionDetail:
+        record = await self.get(session_id)
+        msgs = await self.log.since(session_id, 0, 5000)
+        return SessionDetail(session=record, metrics=metrics_of(record), messages=msgs)
+
+    async def search(self, **filters: Any) -> list[SessionRecord]:
+        async with self.engine.connect() as conn:
+            return await repo.search(conn, **filters)
+
+    async def previous_of_customer(
+        self, customer_id: str | None, visitor_id: str | None, exclude: str, limit: int = 5
+    ) -> list[SessionRecord]:
+        if customer_id:
+            found = await self.search(customer_id=customer_id, limit=limit + 1)
+        else:
+            return []
+        return [s for s in found if s.id != exclude][:limit]
+
+    async def queue_wait_estimate(self, queue_id: str, position: int) -> int | None:
+        """Seconds, from the queue's measured rate of accepted offers over the last 15
+        minutes; None while there is no history to measure."""
+        now = self.clock.now_ms()
+        window = 15 * 60 * 1000
+        key = self.keys.dequeues(queue_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now - window)
+            pipe.zcount(key, now - window, "+inf")
+            pipe.zrange(key, 0, 0, withscores=True)
+            _, count, oldest = await pipe.execute()
+        if not count:
+            return None
+        span = max(now - int(oldest[0][1]), 60_000) if oldest else window
+        per_s = int(count) / (span / 1000)
+        return max(1, round((position + 1) / per_s))
+
+    async def record_dequeue(self, queue_id: str, contact_id: str) -> None:
+        key = self.keys.dequeues(queue_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {contact_id: self.clock.now_ms()})
+            pipe.expire(key, 3600)
+            await pipe.execute()
