@@ -131,11 +131,24 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
                     raise
         return created
 
+    async def directory() -> int:
+        from contactd.directory.demo import seed_demo_directory
+        from contactd.storage.db import migrate, open_database
+
+        engine = await open_database(s.effective_database_url)
+        try:
+            await migrate(engine)
+            return await seed_demo_directory(engine)
+        finally:
+            await engine.dispose()
+
     created = asyncio.run(run())
     if created:
         print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(created)}")
     else:
         print("demo accounts already exist")
+    added = asyncio.run(directory())
+    print(f"demo shop data: {added} records added" if added else "demo shop data already there")
     return 0
 
 
