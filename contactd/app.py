@@ -49,6 +49,7 @@ from contactd.routing.sweeper import Sweeper
 from contactd.sessions.messages import MessageLog
 from contactd.sessions.recorder import SessionRecorder
 from contactd.sessions.service import SessionService
+from contactd.sessions.timeouts import ChatTimeouts
 from contactd.settings import Settings
 from contactd.storage.db import migrate, open_database
 from contactd.storage.keyspace import SiteKeys
@@ -117,6 +118,11 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
     customers = CustomerPresence(
         app[REDIS], app[ENGINE].keys, clock, settings, app[ENGINE], sessions
     )
+    timeouts = ChatTimeouts(
+        app[REDIS], app[ENGINE].keys, clock, settings, sessions, app[ENGINE], bus
+    )
+    unsubscribe_timeouts = bus.subscribe(timeouts.on_event)
+    timeouts_task = asyncio.create_task(timeouts.run(), name="chat-timeouts")
     rt = build_realtime(
         app[SIO],
         settings,
@@ -130,6 +136,10 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     async with running(rt):
         yield
+    timeouts_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await timeouts_task
+    unsubscribe_timeouts()
     unsubscribe()
     await log_.stop()
 

@@ -144,6 +144,15 @@ class ImSettings(_Frozen):
         default_factory=dict, description="entry point → queue, e.g. order_page = aftersales"
     )
     default_queue: str | None = Field(default=None, description="None = the first queue")
+    customer_idle_warn_s: float = Field(
+        default=180.0, ge=0, description="customer silent this long after the agent: a warning"
+    )
+    customer_idle_close_s: float = Field(
+        default=300.0, ge=0, description="...and this long: the chat closes (reason timeout)"
+    )
+    agent_response_alert_s: float = Field(
+        default=60.0, ge=0, description="customer waiting this long for a reply: alert"
+    )
     vip_priority: int = Field(default=5, ge=0, le=9)
 
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from contactd.clock import Clock
 from contactd.directory.base import DEFAULT_ORDERS_LIMIT, DEFAULT_SEARCH_LIMIT, clamp_limit
 from contactd.directory.cache import TtlCache
-from contactd.directory.models import Customer, Order, Product, normalize_phone
+from contactd.directory.models import Customer, Order, Product, mask_phone, normalize_phone
 from contactd.errors import ContactdError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ class HttpDirectory:
         if not items:
             return None
         found = items[0]
-        self._expect(normalize_phone(found.phone) == digits, "customer with phone", digits)
+        same = normalize_phone(found.phone) == digits
+        self._expect(same, "customer with phone", mask_phone(digits))
         self._cache.put(key, found)
         self._cache.put(("customer", found.id), found)
         return found

@@ -16,6 +16,7 @@ from contactd.errors import ContactdError
 from contactd.realtime.agent import agent_room
 from contactd.realtime.customer import session_room
 from contactd.realtime.gateway import dump
+from contactd.realtime.supervisor import ROOM as SUPERVISORS
 from contactd.realtime.supervisor import SupervisorNamespace
 from contactd.routing import events as rev
 from contactd.routing.service import RoutingEngine
@@ -91,6 +92,17 @@ class SocketListeners:
                     room=agent_room(event.agent_id),
                     namespace="/agent",
                 )
+            case sev.ReplyOverdue():
+                alert = {
+                    "session_id": event.session_id,
+                    "code": "reply_overdue",
+                    "waiting_s": event.waiting_s,
+                    "agent_id": event.agent_id,
+                }
+                await self.sio.emit(
+                    "alert", alert, room=agent_room(event.agent_id), namespace="/agent"
+                )
+                await self.sio.emit("alert", alert, room=SUPERVISORS, namespace="/supervisor")
             case sev.CustomerNotice():
                 await self.sio.emit(
                     "notice",

@@ -48,3 +48,10 @@ class CustomerNotice(_Event):
     session_id: str
     code: str
     text: str
+
+
+class ReplyOverdue(_Event):
+    type: Literal["session.reply_overdue"] = "session.reply_overdue"
+    session_id: str
+    agent_id: str
+    waiting_s: int

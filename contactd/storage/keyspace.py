@@ -106,3 +106,13 @@ class SiteKeys:
     def customer_grace(self) -> str:
         """Sessions whose customer disconnected (zset session → deadline ms)."""
         return self.base + "cgrace"
+
+    @property
+    def idle_chats(self) -> str:
+        """Active chats waiting on the customer (zset "<session>|warn|close" → deadline ms)."""
+        return self.base + "idle"
+
+    @property
+    def reply_alerts(self) -> str:
+        """Active chats waiting on the agent (zset session → alert time ms)."""
+        return self.base + "replyalert"
