@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 import redis as redis_sync
+import sqlalchemy as sa
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.bus import Bus
 from contactd.clock import ManualClock
 from contactd.routing.service import RoutingEngine
 from contactd.settings import QueueConfig, Settings, load_settings
+from contactd.storage.db import migrate, open_database
 from contactd.storage.keyspace import SiteKeys
 
 
@@ -142,3 +145,39 @@ def engine(
     bus = Bus()
     bus.subscribe(events.append)
     return RoutingEngine(redis, settings, clock, bus, SiteKeys(settings.site))
+
+
+PG_URL = os.environ.get("CONTACTD_TEST_POSTGRES_URL")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(not PG_URL, reason="CONTACTD_TEST_POSTGRES_URL is not set"),
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated, empty database of this test's own: SQLite, and PostgreSQL (in a fresh
+    schema, dropped afterwards) when CONTACTD_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        engine = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'contactd.sqlite3'}")
+        await migrate(engine)
+        yield engine
+        await engine.dispose()
+        return
+    assert PG_URL is not None
+    schema = "contactd_test_" + secrets.token_hex(6)
+    admin = await open_database(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine = await open_database(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()

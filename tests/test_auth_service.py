@@ -6,11 +6,7 @@ in a schema of its own, dropped afterwards)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -24,47 +20,13 @@ from contactd.auth.service import AuthService
 from contactd.clock import ManualClock, to_datetime
 from contactd.errors import ContactdError, ErrorCode
 from contactd.settings import ALL_PERMISSIONS, Settings
-from contactd.storage.db import migrate, open_database
 
-PG_URL = os.environ.get("CONTACTD_TEST_POSTGRES_URL")
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgres",
-        marks=pytest.mark.skipif(not PG_URL, reason="CONTACTD_TEST_POSTGRES_URL is not set"),
-    ),
-]
 TTL_S = 3600
 PASSWORD = "correct horse battery"
 
 
 def cheap_passwords() -> Passwords:
     return Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """A migrated database of this test's own."""
-    if request.param == "sqlite":
-        engine = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'contactd.sqlite3'}")
-        await migrate(engine)
-        yield engine
-        await engine.dispose()
-        return
-    assert PG_URL is not None
-    schema = "contactd_test_" + secrets.token_hex(6)
-    admin = await open_database(PG_URL)
-    async with admin.begin() as conn:
-        await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = await open_database(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await migrate(engine)
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @pytest.fixture

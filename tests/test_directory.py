@@ -7,8 +7,6 @@ is set (each test in a schema of its own, dropped afterwards)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,41 +42,8 @@ from contactd.storage.db import migrate, open_database
 from contactd.storage.tables import dir_customers, dir_orders, dir_products
 from tests.conftest import free_port
 
-PG_URL = os.environ.get("CONTACTD_TEST_POSTGRES_URL")
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgres",
-        marks=pytest.mark.skipif(not PG_URL, reason="CONTACTD_TEST_POSTGRES_URL is not set"),
-    ),
-]
 DEMO_CUSTOMERS = 200
 ServerFactory = Callable[..., Any]
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """A migrated, empty database of this test's own."""
-    if request.param == "sqlite":
-        engine = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'contactd.sqlite3'}")
-        await migrate(engine)
-        yield engine
-        await engine.dispose()
-        return
-    assert PG_URL is not None
-    schema = "contactd_test_" + secrets.token_hex(6)
-    admin = await open_database(PG_URL)
-    async with admin.begin() as conn:
-        await conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = await open_database(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await migrate(engine)
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 @pytest.fixture
