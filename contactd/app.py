@@ -16,6 +16,7 @@ from contactd.api.routes_im import install_im
 from contactd.api.routes_ops import install_ops
 from contactd.api.routes_web import install_web
 from contactd.auth.audit import AuditLog
+from contactd.auth.passwords import password_hasher
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
@@ -81,7 +82,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await migrate(engine)
     app[DB] = engine
     app[AUDIT] = AuditLog(engine, app[CLOCK])
-    app[AUTH] = AuthService(engine, settings, app[CLOCK], audit=app[AUDIT])
+    app[AUTH] = AuthService(
+        engine, settings, app[CLOCK], audit=app[AUDIT], passwords=password_hasher(settings)
+    )
     directory = build_directory(settings, engine, clock=app[CLOCK])
     app[DIRECTORY] = directory
     key = load_secret_key(settings)

@@ -70,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _with_auth(s: Settings, fn: str, *a: object) -> object:
     from contactd.auth.audit import AuditLog
+    from contactd.auth.passwords import password_hasher
     from contactd.auth.service import AuthService
     from contactd.clock import SystemClock
     from contactd.storage.db import migrate, open_database
@@ -79,7 +80,9 @@ async def _with_auth(s: Settings, fn: str, *a: object) -> object:
     try:
         await migrate(engine)
         clock = SystemClock()
-        auth = AuthService(engine, s, clock, audit=AuditLog(engine, clock))
+        auth = AuthService(
+            engine, s, clock, audit=AuditLog(engine, clock), passwords=password_hasher(s)
+        )
         return await getattr(auth, fn)(*a)
     finally:
         await engine.dispose()

@@ -191,6 +191,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    argon2_time_cost: int = Field(default=3, ge=1, le=20, description="password hashing passes")
+    argon2_memory_kib: int = Field(default=65536, ge=1024, description="password hashing memory")
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     roles: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
     queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES

@@ -111,7 +111,8 @@ def clock() -> ManualClock:
 
 
 def make_settings(site: str, queues: list[QueueConfig] | None = None, **kw: object) -> Settings:
-    base: dict[str, object] = {"site": site}
+    # cheap password hashing: the tests are about behaviour, not brute-force resistance
+    base: dict[str, object] = {"site": site, "argon2_time_cost": 1, "argon2_memory_kib": 1024}
     if queues is not None:
         base["queues"] = tuple(queues)
     base.update(kw)

@@ -7,6 +7,8 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from contactd.settings import Settings
+
 DUMMY_PASSWORD = "not-a-real-password"
 
 
@@ -38,3 +40,14 @@ class Passwords:
         if self._dummy_hash is None:
             self._dummy_hash = await self.hash(DUMMY_PASSWORD)
         await self.verify(self._dummy_hash, password)
+
+
+def password_hasher(settings: Settings) -> Passwords:
+    """Hashing at the cost the settings ask for (argon2id, one lane per core up to 4)."""
+    return Passwords(
+        PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=4,
+        )
+    )
