@@ -106,6 +106,7 @@ class ContactEnded(_Event):
     reason: str
     handle_ms: int
     wrap_up_ms: int
+    disposition: str | None = None
 
 
 class ContactOverflowed(_Event):

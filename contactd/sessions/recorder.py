@@ -112,6 +112,7 @@ class SessionRecorder:
                     state="ended",
                     ended_at=event.at,
                     end_reason=reason,
+                    disposition=event.disposition,
                     awaiting_reply_since=None,
                 )
             case ev.ContactAbandoned():

@@ -451,7 +451,7 @@ local function finish_active(c, a, reason, disposition)
   end
   emit('contact.ended', {
     contact_id = c.id, queue_id = c.q, agent_id = a.id, reason = reason,
-    handle_ms = NOW - (c.ta or NOW), wrap_up_ms = q.cfg.wrap_ms,
+    handle_ms = NOW - (c.ta or NOW), wrap_up_ms = q.cfg.wrap_ms, disposition = disposition,
   })
   save_agent(a)
   refresh_agent(a, old)
