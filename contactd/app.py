@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -55,6 +54,7 @@ from contactd.settings import Settings
 from contactd.storage.db import migrate, open_database
 from contactd.storage.keyspace import SiteKeys
 from contactd.storage.redis import EmbeddedRedis, connect
+from contactd.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     async with running(rt):
         yield
-    timeouts_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await timeouts_task
+    await stop_tasks([timeouts_task])
     unsubscribe_timeouts()
     unsubscribe()
     await log_.stop()
@@ -151,14 +149,16 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     sweeper = Sweeper(app[ENGINE], app[SETTINGS].routing.sweep_interval_s)
     task = asyncio.create_task(sweeper.run(), name="routing-sweeper")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_tasks([task])
 
 
 async def _start_draining(app: web.Application) -> None:
     app[DRAINING][0] = True
     log.info("shutting down: not ready any more, finishing requests in flight")
+    # close every socket now (aiohttp would otherwise wait for them): clients reconnect to
+    # another node, agents within their disconnect grace period
+    if app[SIO].eio.sockets:  # (engine.io fails on an empty set)
+        await app[SIO].eio.disconnect()
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:

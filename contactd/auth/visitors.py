@@ -47,10 +47,17 @@ def load_secret_key(settings: Settings) -> bytes:
         return path.read_bytes().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key)
-    return key
+    try:
+        os.link(tmp, path)  # atomic: exactly one node's key wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_bytes().strip()
 
 
 class VisitorAuth:
@@ -91,7 +98,7 @@ class VisitorAuth:
             raise ContactdError(ErrorCode.unauthenticated, "customer identity signature is wrong")
         age = self._clock.now_ms() // 1000 - identity.ts
         if age > self._settings.im.identity_max_age_s or age < -300:
-            raise ContactdError(ErrorCode.token_expired, "customer identity has expired")
+            raise ContactdError(ErrorCode.unauthenticated, "customer identity has expired")
         return identity
 
     def visitor_of_customer(self, customer_id: str) -> str:

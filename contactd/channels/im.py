@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,8 +87,14 @@ class ChatService:
 
     # customers ------------------------------------------------------------------
     async def start(
-        self, visitor_id: str, identity: Identity | None, req: StartChat
+        self,
+        visitor_id: str,
+        identity: Identity | None,
+        req: StartChat,
+        on_open: Callable[[str], Awaitable[None]] | None = None,
     ) -> SessionRecord:
+        """Open a session and queue it. ``on_open(session_id)`` runs before the contact is
+        queued, so the caller can subscribe to the session's events without missing any."""
         existing = await self.sessions.open_for_visitor(visitor_id)
         if existing is not None:
             return existing
@@ -125,6 +132,8 @@ class ChatService:
                 ),
                 record,
             )
+        if on_open is not None:
+            await on_open(record.id)
         try:
             await self.routing.enqueue(
                 queue_id,

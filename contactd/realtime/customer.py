@@ -123,8 +123,12 @@ class CustomerNamespace(Namespace):
 
     async def start(self, sid: str, req: StartChat) -> Ack:
         visitor, identity = await self._visitor(sid)
-        record = await self.chat.start(visitor, identity, req)
-        await self.enter_room(sid, session_room(record.id))
+
+        async def join(session_id: str) -> None:
+            await self.enter_room(sid, session_room(session_id))
+
+        record = await self.chat.start(visitor, identity, req, on_open=join)
+        await self.enter_room(sid, session_room(record.id))  # an already open session
         return ok(session=dump(await self.chat.view(record)))
 
     async def send(self, sid: str, req: SendMessage) -> Ack:

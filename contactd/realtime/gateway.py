@@ -116,5 +116,8 @@ def _label(event: str, known: dict[str, Event]) -> str:
     return event if event in known else "unknown"
 
 
-def refuse(code: ErrorCode, message: str) -> ConnectionRefusedError:
-    return ConnectionRefusedError({"code": code.value, "message": message})
+def refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    """The client's ``connect_error`` gets ``{"message", "data": {"code", "message"}}``."""
+    return socketio.exceptions.ConnectionRefusedError(
+        message, {"code": code.value, "message": message}
+    )

@@ -23,6 +23,7 @@ from contactd.realtime.presence import AgentPresence, CustomerPresence
 from contactd.realtime.supervisor import SupervisorNamespace
 from contactd.routing.service import RoutingEngine
 from contactd.settings import Settings
+from contactd.tasks import stop_tasks
 
 
 @dataclass
@@ -91,8 +92,4 @@ async def running(rt: Realtime) -> AsyncIterator[None]:
         listener = getattr(rt.sio.manager, "thread", None)  # the Redis pub/sub listener
         if isinstance(listener, asyncio.Task):
             tasks.append(listener)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await stop_tasks(tasks)

@@ -48,8 +48,12 @@ def _region(c: Customer) -> str | None:
 
 
 def order_card(o: Order) -> dict[str, Any]:
+    """An order for agents' and customers' screens: phone numbers in it are masked."""
     card = o.model_dump(mode="json")
     card["status_label"] = o.status.label
+    address = card.get("address")
+    if isinstance(address, dict) and address.get("phone"):
+        address["phone"] = mask_phone(str(address["phone"]))
     return card
 
 
