@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from typing import Any
 
@@ -42,10 +41,7 @@ async def metrics(request: web.Request) -> web.Response:
         snap = await engine.queue_snapshot(q.id, head=0)
         depths.append((q.id, snap.waiting))
     m.set_queue_depths(depths)
-    states: Counter[str] = Counter()
-    async for _, raw in request.app[REDIS].hscan_iter(engine.keys.agents, count=1000):
-        states[json.loads(raw)["st"]] += 1
-    m.set_agent_states(dict(states))
+    m.set_agent_states(dict(Counter(a.state for a in await engine.agents())))
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -48,10 +47,7 @@ class SupervisorNamespace(Namespace):
 
     async def snapshot(self) -> dict[str, Any]:
         queues = [dump(await self.routing.queue_snapshot(q.id)) for q in self.settings.queues]
-        agents = []
-        async for _, raw in self.routing.redis.hscan_iter(self.routing.keys.agents, count=500):
-            record = json.loads(raw)
-            agents.append(dump(await self.routing.agent(record["id"])))
+        agents = [dump(a) for a in await self.routing.agents()]
         return {"queues": queues, "agents": agents}
 
     async def run(self) -> None:

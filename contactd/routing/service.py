@@ -290,6 +290,13 @@ class RoutingEngine:
             raise ContactdError(ErrorCode.agent_not_found, f"agent {agent_id!r} never logged in")
         return AgentView.model_validate(_agent_view_from_record(json.loads(raw)))
 
+    async def agents(self) -> list[AgentView]:
+        """Every agent known to routing (one HSCAN pass)."""
+        return [
+            AgentView.model_validate(_agent_view_from_record(json.loads(raw)))
+            async for _, raw in self.redis.hscan_iter(self.keys.agents, count=1000)
+        ]
+
     async def position(self, contact_id: str, queue_id: str) -> int | None:
         rank = await self.redis.zrank(self.keys.waiting(queue_id), contact_id)
         return rank if isinstance(rank, int) else None
