@@ -67,7 +67,7 @@ class RoutingEngine:
         self.clock = clock
         self.bus = bus
         self.keys = keys
-        self.scripts = RoutingScripts.register(redis)
+        self.scripts = RoutingScripts(redis)
         self._queue_json = {
             q.id: json.dumps(queue_config_for_lua(q), separators=(",", ":"))
             for q in settings.queues
@@ -101,7 +101,7 @@ class RoutingEngine:
                 payload,
                 self._globals,
             ]
-            raw = await self.scripts[name](keys=keys, args=argv)
+            raw = await self.scripts.call(name, keys, argv)
             reply = json.loads(raw)
             if "need" in reply:
                 qids.extend(q for q in reply["need"] if q not in qids)

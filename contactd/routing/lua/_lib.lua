@@ -1,4 +1,4 @@
--- Shared prelude, prepended to every routing script when it is loaded.
+-- Shared library code of the routing functions (see routing/scripts.py).
 --
 -- KEYS (every routing script):
 --   1 contacts   hash  contact id -> contact JSON
@@ -21,21 +21,44 @@
 -- Returns a JSON string: {"ok":true,"r":...,"ev":[...]} | {"ok":false,"code":..,"msg":..,"ev":[...]}
 --   | {"need":[queue ids]} when a queue the operation must touch was not passed (nothing changed).
 
-local NOW = tonumber(ARGV[1])
-local QCFG = cjson.decode(ARGV[2])
-local A = cjson.decode(ARGV[3])
-local G = cjson.decode(ARGV[4])
-local K_CONTACTS, K_AGENTS, K_STATE, K_OFFERS, K_WRAPS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_HB, K_DESIG, K_FALLBACK, K_MAXWAIT, K_REOFFER, K_FINALS =
-  KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+-- Loaded once as a Redis Functions library: every operation file becomes a function that
+-- first calls begin(KEYS, ARGV), which resets this per-call state.
+local NOW, A, G
+local K_CONTACTS, K_AGENTS, K_STATE, K_OFFERS, K_WRAPS
+local K_HB, K_DESIG, K_FALLBACK, K_MAXWAIT, K_REOFFER, K_FINALS
+local Q, EVENTS
+-- decoded queue configs by their JSON text (callers send the same few strings again and
+-- again); never mutated, bounded
+local CFG_CACHE, CFG_CACHED = {}, 0
 
-local Q = {}
-for i, cfg in ipairs(QCFG) do
-  local b = 11 + (i - 1) * 3
-  Q[cfg.id] = { cfg = cfg, w = KEYS[b + 1], e = KEYS[b + 2], r = KEYS[b + 3] }
+local function decoded(text)
+  local v = CFG_CACHE[text]
+  if v == nil then
+    if CFG_CACHED >= 256 then
+      CFG_CACHE, CFG_CACHED = {}, 0
+    end
+    v = cjson.decode(text)
+    CFG_CACHE[text] = v
+    CFG_CACHED = CFG_CACHED + 1
+  end
+  return v
 end
 
-local EVENTS = {}
+local function begin(KEYS, ARGV)
+  NOW = tonumber(ARGV[1])
+  A = cjson.decode(ARGV[3])
+  G = decoded(ARGV[4])
+  K_CONTACTS, K_AGENTS, K_STATE, K_OFFERS, K_WRAPS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+  K_HB, K_DESIG, K_FALLBACK, K_MAXWAIT, K_REOFFER, K_FINALS =
+    KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+  Q = {}
+  for i, cfg in ipairs(decoded(ARGV[2])) do
+    local b = 11 + (i - 1) * 3
+    Q[cfg.id] = { cfg = cfg, w = KEYS[b + 1], e = KEYS[b + 2], r = KEYS[b + 3] }
+  end
+  EVENTS = {}
+end
+
 local SCAN_LIMIT = 200
 local HEAD_BASE = -35184372088832 -- -(2^45): requeued-at-head contacts sort before everyone
 local PRIO_STEP = 2199023255552 -- 2^41 ms (~69 years) per priority level
