@@ -26,6 +26,7 @@ from itertools import pairwise
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from contactd.routing.models import queue_config_for_lua
 from contactd.settings import Settings
@@ -481,16 +482,39 @@ CALL_SEQ: ContextVar[int] = ContextVar("routing_call_seq", default=0)
 
 
 class SequencedScripts:
-    """Stands in for ``RoutingEngine.scripts``: the same scripts, each run in MULTI/EXEC
-    after an INCR of ``seq_key``, so the events of every call get a number that orders
-    all calls of all processes as Redis executed them."""
+    """Stands in for ``RoutingEngine.scripts``: the same routing functions, each call run in
+    MULTI/EXEC after an INCR of ``seq_key``, so the events of every call get a number that
+    orders all calls of all processes as Redis executed them."""
 
     def __init__(self, inner: Any, redis: Redis, seq_key: str) -> None:
         self.inner = inner
         self.redis = redis
         self.seq_key = seq_key
+        self._loaded = False
+
+    async def call(self, name: str, keys: list[str], args: list[Any]) -> str:
+        from contactd.routing.scripts import function_name
+
+        fname = function_name(name, self.inner.version)
+        for attempt in (1, 2):
+            if not self._loaded:
+                await self.inner.load()  # FUNCTION LOAD ... REPLACE: harmless when loaded
+                self._loaded = True
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(self.seq_key)
+                    pipe.fcall(fname, len(keys), *keys, *args)
+                    seq, raw = await pipe.execute()
+                break
+            except ResponseError as exc:
+                if "Function not found" not in str(exc) or attempt == 2:
+                    raise
+                self._loaded = False
+        CALL_SEQ.set(int(seq))
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     def __getitem__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        """The same for an engine that runs its scripts with EVALSHA (``scripts[name]``)."""
         script = self.inner[name]
 
         async def call(keys: list[str], args: list[Any]) -> Any:

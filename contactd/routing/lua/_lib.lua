@@ -403,6 +403,20 @@ local function dispatch_agent(aid)
   end
 end
 
+-- The decline/no-answer exclusion lease: due at the earliest exclusion still in the future,
+-- so every lapse is acted on (a later decline never postpones an earlier lapse).
+local function arm_reoffer(c)
+  local soonest = nil
+  for _, until_ms in pairs(c.ex) do
+    if until_ms > NOW and (soonest == nil or until_ms < soonest) then soonest = until_ms end
+  end
+  if soonest then
+    redis.call('ZADD', K_REOFFER, soonest, c.id)
+  else
+    redis.call('ZREM', K_REOFFER, c.id)
+  end
+end
+
 -- Put a contact (not final) back to waiting. at_head: before everyone in its queue.
 local function requeue(c, at_head)
   c.st = 'queued'
@@ -420,15 +434,28 @@ local function requeue(c, at_head)
     c.dw = nil
     redis.call('ZADD', q.w, c.sc, c.id)
   end
+  arm_reoffer(c)
   save_contact(c)
 end
 
--- The queues an operation on this agent needs: its own and those of its contacts.
+-- The queues an operation on this agent needs: its own, those of its contacts, and those
+-- of contacts waiting for it by name (dispatch_agent offers those first).
+local function designated_queue_ids(aid, ids)
+  local prefix = aid .. '|'
+  local waiting = redis.call('ZRANGEBYLEX', K_DESIG, '[' .. prefix, '[' .. prefix .. '\255',
+    'LIMIT', 0, SCAN_LIMIT)
+  for _, member in ipairs(waiting) do
+    local c = load_contact(string.match(member, '|([^|]+)$'))
+    if c then ids[#ids + 1] = c.q end
+  end
+  return ids
+end
+
 local function agent_queue_ids(a)
   local ids = {}
   for _, qid in ipairs(a.q) do ids[#ids + 1] = qid end
   for _, slot in pairs(a.ct) do ids[#ids + 1] = slot.q end
-  return ids
+  return designated_queue_ids(a.id, ids)
 end
 
 -- Take one contact off an agent's slot (offer declined/expired/revoked).

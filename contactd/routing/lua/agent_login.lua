@@ -5,7 +5,11 @@
 local a = load_agent(A.agent)
 local ids = {}
 for _, qid in ipairs(A.queues) do ids[#ids + 1] = qid end
-if a then for _, qid in ipairs(agent_queue_ids(a)) do ids[#ids + 1] = qid end end
+if a then
+  for _, qid in ipairs(agent_queue_ids(a)) do ids[#ids + 1] = qid end
+else
+  designated_queue_ids(A.agent, ids) -- contacts already waiting for this agent by name
+end
 local need = require_queues(ids)
 if need then return need end
 local old_member, old_queues = nil, {}

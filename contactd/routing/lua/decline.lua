@@ -32,10 +32,7 @@ emit('offer.' .. outcome, {
 })
 release_slot(a, c.id)
 c.lo = c.of
-if q.cfg.reoffer_ms > 0 then
-  c.ex[a.id] = NOW + q.cfg.reoffer_ms
-  redis.call('ZADD', K_REOFFER, NOW + q.cfg.reoffer_ms, c.id)
-end
+if q.cfg.reoffer_ms > 0 then c.ex[a.id] = NOW + q.cfg.reoffer_ms end
 if A.timeout then
   a.miss = (a.miss or 0) + 1
   if a.miss >= q.cfg.max_no_answer and a.st == 'available' then

@@ -3,12 +3,12 @@
 -- KEYS, ARGV[1,2,4]: see _lib.lua.  ARGV[3]: {id, q, p, tgt?, meta?}
 -- Returns r = contact view (+ position, existing) | errors unknown_queue, queue_full,
 --   contact_exists, designated_target_required.
-local need = require_queues({ A.q })
+local existing = load_contact(A.id)
+local need = require_queues(existing and { A.q, existing.q } or { A.q })
 if need then return need end
 local q = Q[A.q]
 if q.cfg.removed then return fail('unknown_queue', 'queue ' .. A.q .. ' is not configured') end
 
-local existing = load_contact(A.id)
 if existing then
   if existing.q0 ~= A.q then
     return fail('contact_exists', 'contact ' .. A.id .. ' already exists in another queue')
@@ -16,7 +16,7 @@ if existing then
   local v = contact_view(existing)
   v.existing = true
   if existing.st == 'queued' and not existing.dw then
-    v.position = redis.call('ZRANK', Q[existing.q] and Q[existing.q].w or q.w, A.id)
+    v.position = redis.call('ZRANK', Q[existing.q].w, A.id)
   end
   return ok(v)
 end

@@ -17,11 +17,14 @@ if c.dw then
   end
   local need = require_queues(agent_queue_ids(a))
   if need then return need end
-  redis.call('ZREM', K_REOFFER, A.id)
   dispatch_agent(a.id)
-  return ok({ dispatched = 1 })
+  local after = load_contact(A.id)
+  if after.st == 'queued' then arm_reoffer(after) else redis.call('ZREM', K_REOFFER, A.id) end
+  return ok({ dispatched = after.st == 'queued' and 0 or 1 })
 end
 local need = require_queues({ c.q })
 if need then return need end
-redis.call('ZREM', K_REOFFER, A.id)
-return ok({ dispatched = dispatch_queue(c.q) })
+local n = dispatch_queue(c.q)
+local after = load_contact(A.id)
+if after.st == 'queued' then arm_reoffer(after) else redis.call('ZREM', K_REOFFER, A.id) end
+return ok({ dispatched = n })
