@@ -18,8 +18,20 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 SCRIPT_NAMES = (
-    "enqueue", "cancel", "accept", "decline", "end_contact", "complete_wrap", "agent_login",
-    "agent_state", "heartbeat", "agent_lost", "overflow", "fallback", "reoffer", "dispatch",
+    "enqueue",
+    "cancel",
+    "accept",
+    "decline",
+    "end_contact",
+    "complete_wrap",
+    "agent_login",
+    "agent_state",
+    "heartbeat",
+    "agent_lost",
+    "overflow",
+    "fallback",
+    "reoffer",
+    "dispatch",
     "purge",
 )
 
