@@ -142,7 +142,9 @@ async def test_sqlite_file_gets_wal_and_foreign_keys(tmp_path: Path) -> None:
         async with engine.connect() as conn:
             assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-            assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
+            assert (
+                await conn.exec_driver_sql("PRAGMA busy_timeout")
+            ).scalar() == SQLITE_BUSY_TIMEOUT_MS
         with pytest.raises(sa.exc.IntegrityError):
             async with engine.begin() as conn:
                 await conn.execute(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import socketio
 from aiohttp import web
+from redis.asyncio import Redis
 
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
@@ -23,6 +24,7 @@ from contactd.realtime.presence import AgentPresence, CustomerPresence
 from contactd.realtime.supervisor import SupervisorNamespace
 from contactd.routing.service import RoutingEngine
 from contactd.settings import Settings
+from contactd.storage.redis import blocking_pool
 from contactd.tasks import stop_tasks
 
 
@@ -35,6 +37,17 @@ class Realtime:
     supervisor: SupervisorNamespace
 
 
+class _FanOut(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """python-socketio's Redis fan-out on a blocking pool: under a burst of emits the
+    default pool fails ("Too many connections"), the manager reconnects and leaks the old
+    client's connections."""
+
+    def _redis_connect(self) -> None:
+        self.redis = Redis(connection_pool=blocking_pool(self.redis_url))
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.connected = True
+
+
 def make_server(redis_url: str, settings: Settings, app: web.Application) -> socketio.AsyncServer:
     """The Socket.IO server, attached to the app (routes must exist before start-up);
     namespaces are registered by build_realtime once the services exist."""
@@ -43,7 +56,7 @@ def make_server(redis_url: str, settings: Settings, app: web.Application) -> soc
         origins = "*"
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        client_manager=socketio.AsyncRedisManager(redis_url, channel=f"contactd-{settings.site}"),
+        client_manager=_FanOut(redis_url, channel=f"contactd-{settings.site}"),
         cors_allowed_origins=origins,
         transports=["websocket"],
         max_http_buffer_size=settings.im.max_event_bytes,

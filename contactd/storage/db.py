@@ -7,6 +7,7 @@ SQLite (``sqlite+aiosqlite:///path``) is the embedded default; PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # other processes' writers
 # pg_advisory_xact_lock key held while migrating, so processes starting together take turns
 MIGRATION_LOCK_KEY = 0x636F6E74  # "cont"
 # execution option: open the SQLite transaction with BEGIN IMMEDIATE (take the write lock now)
@@ -86,10 +87,27 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     writer waits up to the busy timeout instead of failing half-way with "database is
     locked". On PostgreSQL it is a plain transaction.
     """
-    async with engine.connect() as conn:
+    if engine.dialect.name != "sqlite":
+        async with engine.connect() as conn, conn.begin():
+            yield conn
+        return
+    # SQLite has one writer at a time: this process's writers queue here, in order, instead
+    # of spinning in SQLite's busy handler (which under load gave up with "database is
+    # locked" and lost work); other processes are waited for by the busy timeout.
+    async with _writer_lock(engine), engine.connect() as conn:
         await conn.execution_options(**{SQLITE_IMMEDIATE: True})
         async with conn.begin():
             yield conn
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _writer_lock(engine: AsyncEngine) -> asyncio.Lock:
+    lock = _WRITER_LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITER_LOCKS[engine.sync_engine] = asyncio.Lock()
+    return lock
 
 
 async def migrate(engine: AsyncEngine) -> None:

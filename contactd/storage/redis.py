@@ -14,7 +14,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,19 @@ class RedisUnavailable(Exception):
     pass
 
 
+POOL_SIZE = 64
+
+
+def blocking_pool(url: str, size: int = POOL_SIZE) -> BlockingConnectionPool:
+    """A pool that makes a burst wait for a free connection instead of failing (the default
+    pool raises "Too many connections" once it is exhausted, losing the operation)."""
+    return BlockingConnectionPool.from_url(
+        url, max_connections=size, timeout=20, health_check_interval=30
+    )
+
+
 def connect(url: str) -> Redis:
-    return Redis.from_url(url, health_check_interval=30)
+    return Redis(connection_pool=blocking_pool(url))
 
 
 async def reachable(url: str, within_s: float = 1.0) -> bool:
