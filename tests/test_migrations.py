@@ -23,7 +23,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from contactd.storage.db import MIGRATIONS_DIR, alembic_config, migrate, open_database, ping
+from contactd.storage.db import (
+    MIGRATIONS_DIR,
+    SQLITE_BUSY_TIMEOUT_MS,
+    alembic_config,
+    migrate,
+    open_database,
+    ping,
+)
 from contactd.storage.tables import metadata
 
 PG_URL = os.environ.get("CONTACTD_TEST_POSTGRES_URL")
