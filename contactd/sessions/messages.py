@@ -24,7 +24,7 @@ from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions import repository as repo
 from contactd.sessions.models import Attachment, Message, NewMessage, Sender
 from contactd.storage.db import write_transaction
-from contactd.storage.tables import session_messages
+from contactd.storage.tables import service_sessions, session_messages
 
 log = logging.getLogger(__name__)
 _BATCH = 256
@@ -127,114 +127,127 @@ class MessageLog:
                     self._queue.task_done()
 
     async def _write(self, batch: list[Pending]) -> list[tuple[Message, bool] | ContactdError]:
+        """One transaction for the whole batch, set-based: one look-up for resends, one read
+        of the sessions concerned, one batched update of them, one batched insert."""
         now = self.clock.now_ms()
-        by_session: dict[str, list[int]] = defaultdict(list)
-        for i, (msg, _) in enumerate(batch):
-            by_session[msg.session_id].append(i)
-        out: list[tuple[Message, bool] | ContactdError | None] = [None] * len(batch)
+        msgs = [m for m, _ in batch]
+        out: list[Any] = [None] * len(batch)
         async with write_transaction(self.engine) as conn:
-            for session_id, idxs in by_session.items():
-                await self._write_session(
-                    conn, session_id, [batch[i][0] for i in idxs], idxs, out, now
-                )
+            known = await self._resends(conn, msgs)
+            fresh: dict[str, list[int]] = defaultdict(list)
+            first_of: dict[tuple[str, str], int] = {}
+            for i, m in enumerate(msgs):
+                key = (m.session_id, m.client_msg_id)
+                if key in known:
+                    out[i] = (known[key], False)
+                elif key in first_of:
+                    out[i] = first_of[key]  # the same message twice in one batch
+                else:
+                    first_of[key] = i
+                    fresh[m.session_id].append(i)
+            if fresh:
+                await self._store(conn, msgs, fresh, out, now)
+        for i, r in enumerate(out):
+            if isinstance(r, int):
+                first = out[r]
+                out[i] = (first[0], False) if isinstance(first, tuple) else first
         return [r if r is not None else ContactdError(ErrorCode.unavailable, "lost") for r in out]
 
-    async def _write_session(
+    async def _resends(
+        self, conn: AsyncConnection, msgs: list[NewMessage]
+    ) -> dict[tuple[str, str], Message]:
+        pairs = list({(m.session_id, m.client_msg_id) for m in msgs})
+        key = sa.tuple_(session_messages.c.session_id, session_messages.c.client_msg_id)
+        rows = (await conn.execute(sa.select(session_messages).where(key.in_(pairs)))).mappings()
+        return {(r["session_id"], r["client_msg_id"]): message_from_row(r) for r in rows.all()}
+
+    async def _store(
         self,
         conn: AsyncConnection,
-        session_id: str,
         msgs: list[NewMessage],
-        idxs: list[int],
+        fresh: dict[str, list[int]],
         out: list[Any],
         now: int,
     ) -> None:
-        wanted = {m.client_msg_id for m in msgs}
-        rows = (
-            (
-                await conn.execute(
-                    sa.select(session_messages).where(
-                        session_messages.c.session_id == session_id,
-                        session_messages.c.client_msg_id.in_(wanted),
-                    )
-                )
-            )
-            .mappings()
-            .all()
-        )
-        known = {r["client_msg_id"]: message_from_row(r) for r in rows}
-        fresh: list[tuple[int, NewMessage]] = []
-        seen_in_batch: dict[str, int] = {}
-        for i, m in zip(idxs, msgs, strict=True):
-            if m.client_msg_id in known:
-                out[i] = (known[m.client_msg_id], False)
-            elif m.client_msg_id in seen_in_batch:
-                out[i] = seen_in_batch[m.client_msg_id]  # resolved below to the same message
-            else:
-                seen_in_batch[m.client_msg_id] = i
-                fresh.append((i, m))
-        if fresh:
-            record = await repo.get(conn, session_id, lock=True)
+        q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(fresh)))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        records = {
+            r["id"]: repo.record_from_row(r) for r in (await conn.execute(q)).mappings().all()
+        }
+        updates: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        for session_id, idxs in fresh.items():
+            record = records.get(session_id)
             if record is None:
                 err = ContactdError(ErrorCode.not_found, f"no session {session_id}")
-                for i, _ in fresh:
+                for i in idxs:
                     out[i] = err
-            else:
-                values = []
-                reply = _ReplyClock(
-                    record.awaiting_reply_since,
-                    record.first_response_at,
-                    record.responses,
-                    record.response_total_ms,
+                continue
+            reply = _ReplyClock(
+                record.awaiting_reply_since,
+                record.first_response_at,
+                record.responses,
+                record.response_total_ms,
+            )
+            for n, i in enumerate(idxs):
+                m = msgs[i]
+                stored = Message(
+                    id="m_" + secrets.token_hex(8),
+                    session_id=session_id,
+                    seq=record.last_seq + 1 + n,
+                    client_msg_id=m.client_msg_id,
+                    sender=m.sender,
+                    kind=m.kind,
+                    text=m.text,
+                    attachment=m.attachment,
+                    order=m.order,
+                    created_at=now,
                 )
-                for n, (i, m) in enumerate(fresh):
-                    stored = Message(
-                        id="m_" + secrets.token_hex(8),
-                        session_id=session_id,
-                        seq=record.last_seq + 1 + n,
-                        client_msg_id=m.client_msg_id,
-                        sender=m.sender,
-                        kind=m.kind,
-                        text=m.text,
-                        attachment=m.attachment,
-                        order=m.order,
-                        created_at=now,
-                    )
-                    out[i] = (stored, True)
-                    reply.observe(m.sender.type, now, answered=record.accepted_at is not None)
-                    values.append(
-                        {
-                            "id": stored.id,
-                            "session_id": session_id,
-                            "seq": stored.seq,
-                            "client_msg_id": m.client_msg_id,
-                            "sender_type": m.sender.type,
-                            "sender_id": m.sender.id,
-                            "sender_name": m.sender.name,
-                            "kind": m.kind,
-                            "text": m.text,
-                            "attachment": m.attachment.model_dump() if m.attachment else None,
-                            "order_card": m.order,
-                            "created_at": now,
-                        }
-                    )
-                await repo.update(
-                    conn,
-                    session_id,
+                out[i] = (stored, True)
+                reply.observe(m.sender.type, now, answered=record.accepted_at is not None)
+                inserts.append(
                     {
-                        "last_seq": record.last_seq + len(fresh),
-                        "awaiting_reply_since": reply.awaiting,
-                        "first_response_at": reply.first,
-                        "responses": reply.responses,
-                        "response_total_ms": reply.total_ms,
-                    },
+                        "id": stored.id,
+                        "session_id": session_id,
+                        "seq": stored.seq,
+                        "client_msg_id": m.client_msg_id,
+                        "sender_type": m.sender.type,
+                        "sender_id": m.sender.id,
+                        "sender_name": m.sender.name,
+                        "kind": m.kind,
+                        "text": m.text,
+                        "attachment": m.attachment.model_dump() if m.attachment else None,
+                        "order_card": m.order,
+                        "created_at": now,
+                    }
                 )
-                await conn.execute(sa.insert(session_messages), values)
-        for i in idxs:
-            if isinstance(out[i], int):  # a duplicate inside this batch
-                first_result = out[out[i]]
-                out[i] = (
-                    (first_result[0], False) if isinstance(first_result, tuple) else first_result
-                )
+            updates.append(
+                {
+                    "u_id": session_id,
+                    "u_last_seq": record.last_seq + len(idxs),
+                    "u_awaiting": reply.awaiting,
+                    "u_first": reply.first,
+                    "u_responses": reply.responses,
+                    "u_total": reply.total_ms,
+                }
+            )
+        if updates:
+            t = service_sessions
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.id == sa.bindparam("u_id"))
+                .values(
+                    last_seq=sa.bindparam("u_last_seq"),
+                    awaiting_reply_since=sa.bindparam("u_awaiting"),
+                    first_response_at=sa.bindparam("u_first"),
+                    responses=sa.bindparam("u_responses"),
+                    response_total_ms=sa.bindparam("u_total"),
+                ),
+                updates,
+            )
+        if inserts:
+            await conn.execute(sa.insert(session_messages), inserts)
 
     async def since(self, session_id: str, after_seq: int, limit: int = 500) -> list[Message]:
         async with self.engine.connect() as conn:
