@@ -54,9 +54,22 @@ class RedisServer:
         port = free_port()
         self.proc = subprocess.Popen(
             [
-                exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self._tmp.name, "--daemonize", "no",
-                "--loglevel", "warning", *self.extra_args,
+                exe,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._tmp.name,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -174,9 +187,7 @@ async def redis_version(client: Any) -> str:
 # --------------------------------------------------------------------------- drivers
 
 
-async def closed_loop(
-    call: Callable[[], Awaitable[Any]], count: int, concurrency: int
-) -> float:
+async def closed_loop(call: Callable[[], Awaitable[Any]], count: int, concurrency: int) -> float:
     """Run ``call`` ``count`` times with ``concurrency`` calls in flight; wall seconds."""
     todo = iter(range(count))
 
@@ -202,22 +213,42 @@ async def for_each(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def paced(
-    call: Callable[[], Awaitable[Any]], count: int, rate_per_s: float, out_ns: list[int]
-) -> float:
-    """Open-loop load: start ``count`` calls at ``rate_per_s`` (not waiting for earlier
-    calls), append each call's latency in ns to ``out_ns``; returns wall seconds.
+@dataclass(frozen=True)
+class Paced:
+    wall_s: float
+    max_in_flight: int
 
-    Each latency runs from the moment the call is started to its completion. The event
-    loop cannot sleep for less than about a millisecond, so calls due in the same
-    millisecond start together in a small burst."""
+
+async def paced(
+    call: Callable[[], Awaitable[Any]],
+    count: int,
+    rate_per_s: float,
+    out_ns: list[int],
+    max_in_flight: int = 64,
+) -> Paced:
+    """Open-loop load: start ``count`` calls at ``rate_per_s`` (not waiting for earlier
+    calls), append each call's latency in ns to ``out_ns``.
+
+    Each latency runs from the moment the call's task is created (so time it spends
+    waiting for the busy event loop, or for one of the ``max_in_flight`` slots when the
+    server falls behind, counts) to its completion. The event loop cannot sleep for less
+    than about a millisecond, so calls due in the same millisecond start together in a
+    small burst; that oversleep is not counted."""
     interval = 1.0 / rate_per_s
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task[None]] = []
+    slots = asyncio.Semaphore(max_in_flight)
+    running = peak = 0
 
-    async def timed() -> None:
-        t0 = time.perf_counter_ns()
-        await call()
+    async def timed(t0: int) -> None:
+        nonlocal running, peak
+        async with slots:
+            running += 1
+            peak = max(peak, running)
+            try:
+                await call()
+            finally:
+                running -= 1
         out_ns.append(time.perf_counter_ns() - t0)
 
     start = time.perf_counter()
@@ -225,9 +256,9 @@ async def paced(
         delay = start + i * interval - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(loop.create_task(timed()))
+        tasks.append(loop.create_task(timed(time.perf_counter_ns())))
     await asyncio.gather(*tasks)
-    return time.perf_counter() - start
+    return Paced(time.perf_counter() - start, peak)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -286,6 +317,44 @@ def machine_info(redis_ver: str | None = None) -> dict[str, Any]:
     if redis_ver is not None:
         info["redis"] = redis_ver
     return info
+
+
+class CpuWatch:
+    """How busy the whole machine was between ``start()`` and ``stop()``, and how much of
+    that was not this process or the given redis-server: other people's work on a shared
+    machine makes every figure worse, so the benchmarks report it."""
+
+    def __init__(self) -> None:
+        self._t0 = self._busy0 = self._self0 = 0.0
+
+    @staticmethod
+    def _machine_busy_s() -> float:
+        try:
+            with open("/proc/stat", encoding="utf-8") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except OSError:
+            return float("nan")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._busy0 = self._machine_busy_s()
+        self._self0 = time.process_time()
+
+    def stop(self, redis_cpu_s: float) -> dict[str, float]:
+        wall = time.monotonic() - self._t0
+        busy = self._machine_busy_s() - self._busy0
+        own = time.process_time() - self._self0
+        cpus = os.cpu_count() or 1
+        other = max(0.0, busy - own - redis_cpu_s)
+        return {
+            "machine_busy_share": round(busy / (wall * cpus), 3),
+            "bench_process_cpu_share": round(own / (wall * cpus), 3),
+            "redis_cpu_share": round(redis_cpu_s / (wall * cpus), 3),
+            "other_cpu_share": round(other / (wall * cpus), 3),
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+        }
 
 
 def install_uvloop(wanted: bool) -> str:

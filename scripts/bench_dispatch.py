@@ -39,6 +39,8 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,7 +50,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench_common import (  # noqa: E402
+from _bench_common import (
+    CpuWatch,
     RedisCounters,
     RedisServer,
     closed_loop,
@@ -66,13 +69,15 @@ from _bench_common import (  # noqa: E402
     redis_version,
     unique_site,
 )
-from redis.asyncio import Redis  # noqa: E402
+from redis import __version__ as redis_py_version
+from redis.asyncio import Redis
+from redis.utils import HIREDIS_AVAILABLE
 
-from contactd.bus import Bus  # noqa: E402
-from contactd.clock import SystemClock  # noqa: E402
-from contactd.routing.service import RoutingEngine, new_contact_id  # noqa: E402
-from contactd.settings import QueueConfig, Settings, load_settings  # noqa: E402
-from contactd.storage.keyspace import SiteKeys  # noqa: E402
+from contactd.bus import Bus
+from contactd.clock import SystemClock
+from contactd.routing.service import RoutingEngine, new_contact_id
+from contactd.settings import QueueConfig, Settings, load_settings
+from contactd.storage.keyspace import SiteKeys
 
 BENCH_QUEUE = "bench"
 BACKLOG_QUEUE = "backlog"
@@ -90,10 +95,20 @@ return agent
 
 GOALS = {"dispatch_per_s": 5000.0, "ratio": 0.5, "p99_ms": 2.0, "scale_penalty": 1.5}
 
-FULL = {"agents": [10, 1_000, 10_000], "waiting": [100, 10_000, 100_000],
-        "seconds": 2.0, "latency_samples": 6000}
-QUICK = {"agents": [10, 1_000, 10_000], "waiting": [100, 10_000, 100_000],
-         "seconds": 0.6, "latency_samples": 1500}
+FULL = {
+    "agents": [10, 1_000, 10_000],
+    "waiting": [100, 10_000, 100_000],
+    "seconds": 2.0,
+    "latency_samples": 6000,
+    "budget": None,
+}
+QUICK = {
+    "agents": [10, 1_000, 10_000],
+    "waiting": [100, 10_000, 100_000],
+    "seconds": 0.4,
+    "latency_samples": 1000,
+    "budget": 38.0,
+}
 
 
 # --------------------------------------------------------------------------- accounting
@@ -115,8 +130,13 @@ class Phase:
     def figures(self) -> dict[str, float | None]:
         n = self.calls or 1
         lua = self.redis.usec_per_call("evalsha")
+        busiest_us = 1e6 * max(self.client_cpu_s, self.redis.cpu_s) / n
         return {
             "per_s": round(self.per_s, 1),
+            # what the CPU time says one client process + one Redis could do with a core
+            # each to themselves (contention from other processes inflates wall time,
+            # CPU time much less)
+            "cpu_bound_per_s": round(1e6 / busiest_us, 1) if busiest_us else None,
             "calls": self.calls,
             "us_per_call": round(1e6 * self.wall_s / n, 2),
             "client_cpu_us": round(1e6 * self.client_cpu_s / n, 2),
@@ -148,6 +168,8 @@ class Bench:
         self.waiting = 0
         self.backlog_record: str | None = None
         self.profiler = cProfile.Profile() if args.cprofile else None
+        self.pool_size = pool_size(args)
+        self.peak_in_flight = [0, 0]
 
     def new_engine(self) -> RoutingEngine:
         return RoutingEngine(
@@ -240,53 +262,71 @@ class Bench:
             raise RuntimeError(f"backlog holds {snap.waiting} contacts, wanted {n}")
 
     # phases ----------------------------------------------------------------------
-    async def throughput(self, engine: bool, seconds: float) -> Phase:
-        """Closed loop: windows of --batch calls, --concurrency in flight, until the
-        timed windows add up to ``seconds`` (at least one window)."""
+    async def window(self, engine: bool, acc: Phase) -> None:
+        """One timed closed-loop window of --batch calls, --concurrency in flight; the
+        engine's offers are then accepted and ended, untimed."""
         call = self.engine_dispatch if engine else self.bare_dispatch
-        phase = Phase()
+        before = await redis_counters(self.redis)
+        cpu0 = time.process_time()
+        if self.profiler and engine:
+            self.profiler.enable()
+        acc.wall_s += await closed_loop(call, self.args.batch, self.args.concurrency)
+        if self.profiler and engine:
+            self.profiler.disable()
+        acc.client_cpu_s += time.process_time() - cpu0
+        acc.redis = acc.redis + (await redis_counters(self.redis) - before)
+        acc.calls += self.args.batch
+        if engine:
+            await self.release_offers()
+
+    async def throughput(self, seconds: float) -> tuple[Phase, Phase]:
+        """Engine and bare windows taken in turn (so a change in the machine's load hits
+        both alike) until the engine's timed windows add up to ``seconds``."""
+        eng, bare = Phase(), Phase()
         while True:
-            before = await redis_counters(self.redis)
-            cpu0 = time.process_time()
-            if self.profiler and engine:
-                self.profiler.enable()
-            phase.wall_s += await closed_loop(call, self.args.batch, self.args.concurrency)
-            if self.profiler and engine:
-                self.profiler.disable()
-            phase.client_cpu_s += time.process_time() - cpu0
-            phase.redis = phase.redis + (await redis_counters(self.redis) - before)
-            phase.calls += self.args.batch
-            if engine:
-                await self.release_offers()
-            if phase.wall_s >= seconds:
-                return phase
+            await self.window(True, eng)
+            await self.window(False, bare)
+            if eng.wall_s >= seconds:
+                return eng, bare
 
-    async def latency(self, engine: bool, rate: float, samples: int) -> list[int]:
-        """Open loop at ``rate`` calls/s, in windows of --batch calls (the agents are
-        freed between windows, untimed); per-call latencies in ns."""
-        call = self.engine_dispatch if engine else self.bare_dispatch
-        out: list[int] = []
-        while len(out) < samples:
-            await paced(call, min(self.args.batch, samples - len(out)), rate, out)
-            if engine:
+    async def latency(
+        self, rate: float, samples: int, bare_samples: int
+    ) -> tuple[list[int], list[int]]:
+        """Open loop at ``rate`` calls/s in windows of --batch calls, engine and bare in
+        turn; the engine's offers are accepted and ended between windows, untimed.
+        Per-call latencies in ns."""
+        eng: list[int] = []
+        bare: list[int] = []
+        batch, cap = self.args.batch, self.pool_size
+        while len(eng) < samples or len(bare) < bare_samples:
+            if len(eng) < samples:
+                n = min(batch, samples - len(eng))
+                got = await paced(self.engine_dispatch, n, rate, eng, cap)
+                self.peak_in_flight[0] = max(self.peak_in_flight[0], got.max_in_flight)
                 await self.release_offers()
-        return out
+            if len(bare) < bare_samples:
+                n = min(batch, bare_samples - len(bare))
+                got = await paced(self.bare_dispatch, n, rate, bare, cap)
+                self.peak_in_flight[1] = max(self.peak_in_flight[1], got.max_in_flight)
+        return eng, bare
 
-    async def point(self, m: int, n: int) -> dict[str, Any]:
+    async def point(
+        self, m: int, n: int, scale: float = 1.0, warm_up: bool = True
+    ) -> dict[str, Any]:
         args = self.args
         await self.fill_backlog(n)
         await self.forget_finished()
         gc.collect()
-        # warm-up: connections open, scripts loaded, caches filled
-        await self.throughput(True, 0.0)
-        await self.throughput(False, 0.0)
-        eng = await self.throughput(True, args.seconds)
-        bare = await self.throughput(False, args.seconds)
+        if warm_up:  # connections open, scripts loaded, caches filled
+            await self.window(True, Phase())
+            await self.window(False, Phase())
+        eng, bare = await self.throughput(args.seconds * scale)
         rate = eng.per_s * args.latency_load
-        eng_lat = latency_summary_ms(await self.latency(True, rate, args.latency_samples))
-        bare_lat = latency_summary_ms(
-            await self.latency(False, rate, max(500, args.latency_samples // 3))
-        )
+        samples = max(500, int(args.latency_samples * scale))
+        self.peak_in_flight = [0, 0]
+        eng_ns, bare_ns = await self.latency(rate, samples, max(500, samples // 3))
+        eng_lat, bare_lat = latency_summary_ms(eng_ns), latency_summary_ms(bare_ns)
+        eng_lat["max_in_flight"], bare_lat["max_in_flight"] = self.peak_in_flight
         await self.forget_finished()
         ef, bf = eng.figures(), bare.figures()
         return {
@@ -295,6 +335,7 @@ class Bench:
             "dispatch_per_s": ef["per_s"],
             "bare_per_s": bf["per_s"],
             "ratio": round(eng.per_s / bare.per_s, 3),
+            "cpu_bound_ratio": round(ef["cpu_bound_per_s"] / bf["cpu_bound_per_s"], 3),
             "us_per_dispatch": ef["us_per_call"],
             "p50_ms": eng_lat["p50_ms"],
             "p99_ms": eng_lat["p99_ms"],
@@ -307,7 +348,7 @@ class Bench:
         """Where the time goes, on the last grid point's data: a PING floor for the
         client stack and the server-side cost of the routing prelude alone."""
         conc = self.args.concurrency
-        n = 5000 if not self.args.quick else 2000
+        n = 5000 if not self.args.quick else 1500
         wall = await closed_loop(self.redis.ping, n, conc)
         one_wall = await closed_loop(self.redis.ping, 500, 1)
         lib = (resources.files("contactd.routing") / "lua" / "_lib.lua").read_text("utf-8")
@@ -335,6 +376,12 @@ class Bench:
         }
 
 
+def pool_size(args: argparse.Namespace) -> int:
+    """Connections in the client's pool; the open-loop phases keep at most this many
+    calls in flight (more wait for a slot, and that wait counts in their latency)."""
+    return max(64, args.concurrency)
+
+
 def backlog_id(i: int) -> str:
     return f"w_{i:09d}"
 
@@ -345,11 +392,18 @@ def bench_settings(site: str) -> Settings:
         site=site,
         queues=(
             QueueConfig(
-                id=BENCH_QUEUE, name="Bench", strategy="idle", wrap_up_s=0,
-                max_waiting=1_000_000, offer_timeout_s=600,
+                id=BENCH_QUEUE,
+                name="Bench",
+                strategy="idle",
+                wrap_up_s=0,
+                max_waiting=1_000_000,
+                offer_timeout_s=600,
             ),
             QueueConfig(
-                id=BACKLOG_QUEUE, name="Backlog", strategy="idle", wrap_up_s=0,
+                id=BACKLOG_QUEUE,
+                name="Backlog",
+                strategy="idle",
+                wrap_up_s=0,
                 max_waiting=1_000_000,
             ),
         ),
@@ -371,6 +425,8 @@ def summarize(points: list[dict[str, Any]]) -> dict[str, Any]:
         "scale_penalty": round(max(per) / min(per), 3),
         "worst_point": {"agents": worst["agents"], "waiting": worst["waiting"]},
         "min_ratio": min(p["ratio"] for p in points),
+        "cpu_bound_dispatch_per_s": min(p["engine"]["cpu_bound_per_s"] for p in points),
+        "cpu_bound_ratio": min(p["cpu_bound_ratio"] for p in points),
         "best_dispatch_per_s": max(p["dispatch_per_s"] for p in points),
     }
     summary["goals"] = {
@@ -383,21 +439,65 @@ def summarize(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = []
+    speed, cost = [], []
     for p in result["points"]:
         e, b = p["engine"], p["bare"]
-        rows.append([
-            f"{p['agents']:,}", f"{p['waiting']:,}", f"{p['dispatch_per_s']:,.0f}",
-            f"{p['bare_per_s']:,.0f}", f"{p['ratio']:.2f}", f"{p['us_per_dispatch']:.0f}",
-            f"{e['client_cpu_us']:.0f}", f"{e['lua_us']:.1f}", f"{b['lua_us']:.1f}",
-            f"{e['redis_cpu_us']:.0f}", f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}",
-            f"{b['latency']['p99_ms']:.2f}",
-        ])
+        where = [f"{p['agents']:,}", f"{p['waiting']:,}"]
+        speed.append(
+            [
+                *where,
+                f"{p['dispatch_per_s']:,.0f}",
+                f"{p['bare_per_s']:,.0f}",
+                f"{p['ratio']:.2f}",
+                f"{p['latency_rate_per_s']:,.0f}",
+                f"{p['p50_ms']:.2f}",
+                f"{p['p99_ms']:.2f}",
+                f"{b['latency']['p50_ms']:.2f}",
+                f"{b['latency']['p99_ms']:.2f}",
+            ]
+        )
+        cost.append(
+            [
+                *where,
+                f"{p['us_per_dispatch']:.0f}",
+                f"{b['us_per_call']:.0f}",
+                f"{e['client_cpu_us']:.0f}",
+                f"{b['client_cpu_us']:.0f}",
+                f"{e['lua_us']:.1f}",
+                f"{b['lua_us']:.1f}",
+                f"{e['redis_cpu_us']:.0f}",
+                f"{b['redis_cpu_us']:.0f}",
+            ]
+        )
     table = format_table(
-        ["agents", "waiting", "dispatch/s", "bare/s", "ratio", "µs/dispatch",
-         "client CPU µs", "enqueue.lua µs", "bare.lua µs", "redis CPU µs",
-         "p50 ms", "p99 ms", "bare p99 ms"],
-        rows,
+        [
+            "agents",
+            "waiting",
+            "dispatch/s",
+            "bare/s",
+            "ratio",
+            "latency load/s",
+            "p50 ms",
+            "p99 ms",
+            "bare p50 ms",
+            "bare p99 ms",
+        ],
+        speed,
+    )
+    table += "\n\nPer dispatch, engine vs bare (µs):\n\n" + format_table(
+        [
+            "agents",
+            "waiting",
+            "wall",
+            "bare wall",
+            "client CPU",
+            "bare client CPU",
+            "Lua",
+            "bare Lua",
+            "Redis CPU",
+            "bare Redis CPU",
+        ],
+        cost,
     )
     s = result["summary"]
     lines = [
@@ -410,7 +510,14 @@ def render(result: dict[str, Any]) -> str:
         f"{result['settings']['latency_load']:.0%} of that point's throughput)  "
         f"scale_penalty {s['scale_penalty']:.2f}",
         "goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in s["goals"].items()),
+        f"CPU-bound estimate (a core each for client and Redis): engine "
+        f"{s['cpu_bound_dispatch_per_s']:,.0f}/s, ratio {s['cpu_bound_ratio']:.2f}",
     ]
+    load = result["machine_load"]
+    lines.append(
+        f"machine: {load['machine_busy_share']:.0%} busy, of which other processes "
+        f"{load['other_cpu_share']:.0%}"
+    )
     if "probes" in result:
         pr = result["probes"]
         lines.append(
@@ -426,45 +533,77 @@ def render(result: dict[str, Any]) -> str:
 
 async def run(args: argparse.Namespace, url: str, loop_name: str) -> dict[str, Any]:
     started = time.perf_counter()
-    redis = Redis.from_url(url, max_connections=max(64, args.concurrency * 2))
+    redis = Redis.from_url(url, max_connections=pool_size(args))
     site = unique_site("bench")
     bench = Bench(redis, site, args)
     points: list[dict[str, Any]] = []
+    watch = CpuWatch()
+    total = len(args.agents) * len(args.waiting)
+    point_walls: list[tuple[float, float]] = []
+    login_s_per_agent = 0.0004  # until a large login measures it
+    probes_s = 0.0 if args.no_probes else 1.5
     try:
         ver = await redis_version(redis)
         progress_line(
             f"redis {ver}, site {site}, loop {loop_name}, {args.concurrency} in flight, "
-            f"windows of {args.batch}"
+            f"windows of {args.batch}, load avg {os.getloadavg()[0]:.2f}"
         )
+        redis_cpu0 = (await redis_counters(redis)).cpu_s
+        watch.start()
         for m in args.agents:
             await bench.reset()
             t = time.perf_counter()
             await bench.login_agents(m)
-            progress_line(f"logged in {m:,} agents in {time.perf_counter() - t:.1f}s")
+            login_s = time.perf_counter() - t
+            if m >= 500:
+                login_s_per_agent = login_s / m
+            progress_line(f"logged in {m:,} agents in {login_s:.1f}s")
             for n in args.waiting:
-                p = await bench.point(m, n)
+                later_agents = sum(a for a in args.agents if a > m)
+                reserve = later_agents * login_s_per_agent + probes_s
+                scale = budget_scale(
+                    args.budget, started, point_walls, total - len(points), reserve
+                )
+                t = time.perf_counter()
+                p = await bench.point(m, n, scale, warm_up=n == args.waiting[0])
+                point_walls.append((time.perf_counter() - t, scale))
                 points.append(p)
                 progress_line(
-                    f"agents {m:>6,} waiting {n:>7,}: engine {p['dispatch_per_s']:>7,.0f}/s "
-                    f"bare {p['bare_per_s']:>7,.0f}/s ratio {p['ratio']:.2f}  "
-                    f"p50 {p['p50_ms']:.2f} ms p99 {p['p99_ms']:.2f} ms "
+                    f"agents {m:>6,} waiting {n:>7,}: engine {p['dispatch_per_s']:>6,.0f}/s "
+                    f"bare {p['bare_per_s']:>6,.0f}/s ratio {p['ratio']:.2f}  "
+                    f"p50 {p['p50_ms']:.2f} p99 {p['p99_ms']:.2f} ms "
                     f"@ {p['latency_rate_per_s']:,.0f}/s  "
-                    f"lua {p['engine']['lua_us']:.1f} vs {p['bare']['lua_us']:.1f} µs"
+                    f"lua {p['engine']['lua_us']:.0f} vs {p['bare']['lua_us']:.0f} µs"
+                    + (f"  (phases ×{scale:.2f})" if scale < 1 else "")
                 )
         probes = await bench.probes() if not args.no_probes else None
+        load = watch.stop((await redis_counters(redis)).cpu_s - redis_cpu0)
     finally:
         await delete_matching(redis, f"cd:{{{site}}}:*")
         await redis.aclose()
+    if load["other_cpu_share"] > 0.1:
+        progress_line(
+            f"warning: other processes used {load['other_cpu_share']:.0%} of the machine's "
+            "CPU during the run; the figures are lower than on a quiet machine"
+        )
     result: dict[str, Any] = {
         "benchmark": "dispatch",
         "summary": summarize(points),
         "settings": {
-            "quick": args.quick, "concurrency": args.concurrency, "batch": args.batch,
-            "seconds_per_phase": args.seconds, "latency_samples": args.latency_samples,
-            "latency_load": args.latency_load, "agent_chat_capacity": AGENT_CHAT_CAPACITY,
-            "loop": loop_name, "private_redis": args.redis_url is None,
+            "quick": args.quick,
+            "concurrency": args.concurrency,
+            "batch": args.batch,
+            "seconds_per_phase": args.seconds,
+            "latency_samples": args.latency_samples,
+            "latency_load": args.latency_load,
+            "agent_chat_capacity": AGENT_CHAT_CAPACITY,
+            "loop": loop_name,
+            "private_redis": args.redis_url is None,
+            "redis_py": redis_py_version,
+            "hiredis": HIREDIS_AVAILABLE,
         },
         "machine": machine_info(ver),
+        "machine_load": load,
         "points": points,
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "elapsed_s": round(time.perf_counter() - started, 1),
@@ -480,6 +619,23 @@ async def run(args: argparse.Namespace, url: str, loop_name: str) -> dict[str, A
     return result
 
 
+def budget_scale(
+    budget_s: float | None,
+    started: float,
+    walls: list[tuple[float, float]],
+    remaining: int,
+    reserve_s: float,
+) -> float:
+    """With a time budget (--quick), shorten the phases of the points still to run when
+    the points so far (wall seconds, phase scale) say the budget would be overrun.
+    ``reserve_s``: time still needed outside the points (agent logins, probes)."""
+    if budget_s is None or not walls or remaining <= 0:
+        return 1.0
+    left = budget_s - (time.perf_counter() - started) - reserve_s
+    full = sum(w / s for w, s in walls) / len(walls)  # a point's wall time at scale 1
+    return 1.0 if full * remaining <= left else max(0.2, left / (full * remaining))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter phases (under 45 s)")
@@ -487,21 +643,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--redis-url", help="use this Redis instead of a private redis-server")
     ap.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
     ap.add_argument("--concurrency", type=int, default=48, help="calls in flight (48)")
-    ap.add_argument("--batch", type=int, default=500,
-                    help="dispatches per window before the agents are freed (500)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=500,
+        help="dispatches per window before the agents are freed (500)",
+    )
     ap.add_argument("--agents", type=int, nargs="+", help="agent counts (10 1000 10000)")
-    ap.add_argument("--waiting", type=int, nargs="+",
-                    help="waiting-contact counts (100 10000 100000)")
+    ap.add_argument(
+        "--waiting", type=int, nargs="+", help="waiting-contact counts (100 10000 100000)"
+    )
     ap.add_argument("--seconds", type=float, help="timed seconds per throughput phase")
     ap.add_argument("--latency-samples", type=int, help="latency samples per grid point")
-    ap.add_argument("--latency-load", type=float, default=0.5,
-                    help="latency load as a share of the measured throughput (0.5)")
+    ap.add_argument(
+        "--latency-load",
+        type=float,
+        default=0.5,
+        help="latency load as a share of the measured throughput (0.5)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        help="seconds the run should fit in; phases shrink to fit (quick: 38)",
+    )
     ap.add_argument("--no-probes", action="store_true", help="skip the PING/prelude probes")
-    ap.add_argument("--cprofile", metavar="FILE",
-                    help="write a cProfile of the engine's timed windows to FILE")
+    ap.add_argument(
+        "--cprofile", metavar="FILE", help="write a cProfile of the engine's timed windows to FILE"
+    )
     args = ap.parse_args(argv)
     preset = QUICK if args.quick else FULL
-    for k in ("agents", "waiting", "seconds", "latency_samples"):
+    for k in ("agents", "waiting", "seconds", "latency_samples", "budget"):
         if getattr(args, k) is None:
             setattr(args, k, preset[k])
     if args.batch > min(args.agents) * AGENT_CHAT_CAPACITY:
@@ -511,8 +682,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # stop cleanly (site keys deleted, private redis-server stopped) on Ctrl-C or SIGTERM,
+    # also when started in the background, where SIGINT starts out ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     loop_name = install_uvloop(args.uvloop)
     server = None
     url = args.redis_url
@@ -521,6 +700,9 @@ def main(argv: list[str] | None = None) -> int:
         url = server.start()
     try:
         result = asyncio.run(run(args, url, loop_name))
+    except KeyboardInterrupt:
+        progress_line("interrupted: the benchmark's keys were deleted")
+        return 130
     finally:
         if server is not None:
             server.stop()
