@@ -159,9 +159,10 @@ class RedisCounters:
     def zero() -> RedisCounters:
         return RedisCounters({}, {}, 0.0)
 
-    def usec_per_call(self, command: str) -> float | None:
-        calls = self.calls.get(command, 0)
-        return self.usec.get(command, 0) / calls if calls else None
+    def usec_per_call(self, *commands: str) -> float | None:
+        """Server-side µs per call of these commands together (None: no calls)."""
+        calls = sum(self.calls.get(c, 0) for c in commands)
+        return sum(self.usec.get(c, 0) for c in commands) / calls if calls else None
 
 
 async def redis_counters(client: Any) -> RedisCounters:

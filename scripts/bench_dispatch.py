@@ -1,10 +1,11 @@
 """Dispatch benchmark: the routing engine's enqueue→offer against a bare Lua baseline.
 
 What one "dispatch" is here: ``await engine.enqueue("bench")`` while at least one agent
-of the queue has a free chat slot. That is one EVALSHA of ``enqueue.lua`` that creates
-the contact, picks the agent (idle strategy) and creates the offer, plus everything the
-engine does around it in Python (JSON in/out, event validation, an empty ``Bus``, the
-``ContactView``). Only those calls are timed.
+of the queue has a free chat slot. That is one call of the routing library's ``enqueue``
+function (FCALL; ``enqueue.lua``) that creates the contact, picks the agent (idle
+strategy) and creates the offer, plus everything the engine does around it in Python
+(JSON in/out, event validation, an empty ``Bus``, the ``ContactView``). Only those calls
+are timed.
 
 Agents have chat capacity 50. Dispatches run in windows of ``--batch`` calls; after each
 window the clock stops and every offer of the window is accepted and ended through the
@@ -129,7 +130,7 @@ class Phase:
 
     def figures(self) -> dict[str, float | None]:
         n = self.calls or 1
-        lua = self.redis.usec_per_call("evalsha")
+        lua = self.redis.usec_per_call("evalsha", "fcall")
         busiest_us = 1e6 * max(self.client_cpu_s, self.redis.cpu_s) / n
         return {
             "per_s": round(self.per_s, 1),
@@ -346,33 +347,54 @@ class Bench:
 
     async def probes(self) -> dict[str, Any]:
         """Where the time goes, on the last grid point's data: a PING floor for the
-        client stack and the server-side cost of the routing prelude alone."""
+        client stack, and the Lua µs of the routing library's per-call set-up alone
+        (``begin(KEYS, ARGV)`` with the engine's keys and arguments for an enqueue)."""
         conc = self.args.concurrency
         n = 5000 if not self.args.quick else 1500
         wall = await closed_loop(self.redis.ping, n, conc)
         one_wall = await closed_loop(self.redis.ping, 500, 1)
-        lib = (resources.files("contactd.routing") / "lua" / "_lib.lua").read_text("utf-8")
-        prelude = self.redis.register_script(lib + "\nreturn 1\n")
         engine = self.engine
         keys = engine.keys.routing_site_keys() + engine.keys.queue_keys(BENCH_QUEUE)
+        argv = [
+            engine.clock.now_ms(),
+            "[" + engine._queue_arg(BENCH_QUEUE) + "]",
+            '{"id":"c_0000000000000000","q":"bench","p":0}',
+            engine._globals,
+        ]
+        lib = (resources.files("contactd.routing") / "lua" / "_lib.lua").read_text("utf-8")
+        name = f"cdbench_probe_{self.site}"
+        source = (
+            f"#!lua name={name}\n{lib}\nredis.register_function('{name}', "
+            "function(KEYS, ARGV) begin(KEYS, ARGV) return 1 end)\n"
+        )
+        setup_us = None
+        try:
+            await self.redis.function_load(source, replace=True)
+        except Exception as exc:  # the library's layout changed: skip this probe
+            progress_line(f"set-up probe skipped: {exc}")
+        else:
+            try:
 
-        async def prelude_only() -> None:
-            argv = [
-                engine.clock.now_ms(),
-                "[" + engine._queue_arg(BENCH_QUEUE) + "]",
-                '{"id":"c_0000000000000000","q":"bench","p":0}',
-                engine._globals,
-            ]
-            await prelude(keys=keys, args=argv)
+                async def setup_only() -> None:
+                    await self.redis.fcall(name, len(keys), *keys, *argv)
 
-        await prelude_only()
+                await setup_only()
+                before = await redis_counters(self.redis)
+                await closed_loop(setup_only, n, conc)
+                spent = await redis_counters(self.redis) - before
+                setup_us = spent.usec_per_call("fcall")
+            finally:
+                await self.redis.function_delete(name)
+        empty = self.redis.register_script("return 1")
+        await empty(keys=keys, args=argv)
         before = await redis_counters(self.redis)
-        await closed_loop(prelude_only, n, conc)
-        spent = await redis_counters(self.redis) - before
+        await closed_loop(lambda: empty(keys=keys, args=argv), n, conc)
+        empty_us = (await redis_counters(self.redis) - before).usec_per_call("evalsha")
         return {
             "ping_per_s": round(n / wall, 1),
             "ping_rtt_us_one_in_flight": round(1e6 * one_wall / 500, 1),
-            "prelude_only_lua_us": round(spent.usec_per_call("evalsha") or 0.0, 2),
+            "empty_script_lua_us": None if empty_us is None else round(empty_us, 2),
+            "routing_setup_lua_us": None if setup_us is None else round(setup_us, 2),
         }
 
 
@@ -522,8 +544,9 @@ def render(result: dict[str, Any]) -> str:
         pr = result["probes"]
         lines.append(
             f"probes: PING {pr['ping_per_s']:,.0f}/s at the same concurrency, "
-            f"PING round trip {pr['ping_rtt_us_one_in_flight']:.0f} µs alone, "
-            f"routing prelude alone {pr['prelude_only_lua_us']:.1f} µs in Lua"
+            f"PING round trip {pr['ping_rtt_us_one_in_flight']:.0f} µs alone; in Lua: "
+            f"empty script {pr['empty_script_lua_us']} µs, routing per-call set-up "
+            f"{pr['routing_setup_lua_us']} µs"
         )
     return "\n".join(lines)
 
