@@ -23,7 +23,8 @@ end
 if q.cfg.strategy == 'designated' and not A.tgt then
   return fail('designated_target_required', 'queue ' .. A.q .. ' routes to a named agent: give target_agent_id')
 end
-local waiting = waiting_count(q)
+local in_zset = redis.call('ZCARD', q.w)
+local waiting = in_zset + tonumber(redis.call('HGET', K_STATE, 'dw:' .. q.cfg.id) or '0')
 if waiting >= q.cfg.max_waiting then
   return fail('queue_full', 'queue ' .. A.q .. ' is full (' .. waiting .. ' waiting)')
 end
@@ -49,12 +50,22 @@ if A.tgt then
     save_contact(c)
   end
 else
-  save_contact(c)
-  redis.call('ZADD', q.w, c.sc, c.id)
-  dispatch_queue(c.q)
+  -- nobody waits in this queue: the new contact is its head, so pick for it directly
+  -- (same outcome as queueing it and dispatching, without writing and re-reading it)
+  local a = nil
+  if in_zset == 0 then a = pick(q, c) end
+  if a then
+    make_offer(c, a)
+  else
+    save_contact(c)
+    redis.call('ZADD', q.w, c.sc, c.id)
+    if in_zset > 0 then
+      dispatch_queue(c.q)
+      c = load_contact(c.id)
+    end
+  end
 end
 
-c = load_contact(c.id)
 local v = contact_view(c)
 if c.st == 'queued' and not c.dw then v.position = redis.call('ZRANK', q.w, c.id) end
 return ok(v)
