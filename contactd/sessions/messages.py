@@ -4,7 +4,9 @@ transaction, which is what lets SQLite keep up with thousands of messages a seco
 
 Sequence numbers come from ``service_sessions.last_seq`` updated inside the same
 transaction, so they are gap-free and identical for every process. A resend with the same
-``client_msg_id`` returns the stored message and stores nothing."""
+``client_msg_id`` returns the stored message and stores nothing. A message may carry a
+``Guard`` (who is posting): it is checked in that transaction against the session row, so
+the caller need not read the session fresh before posting."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import contextlib
 import logging
 import secrets
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
@@ -22,14 +24,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contactd.clock import Clock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions import repository as repo
-from contactd.sessions.models import Attachment, Message, NewMessage, Sender
+from contactd.sessions.models import (
+    Attachment,
+    Guard,
+    Message,
+    NewMessage,
+    Sender,
+    SessionRecord,
+    not_found,
+)
 from contactd.storage.db import write_transaction
 from contactd.storage.tables import service_sessions, session_messages
 
 log = logging.getLogger(__name__)
 _BATCH = 256
 
-Pending = tuple[NewMessage, "asyncio.Future[tuple[Message, bool]]"]
+
+class Stored(NamedTuple):
+    message: Message
+    created: bool  # False for a resend: the message stored earlier
+    session: SessionRecord  # as read in the storing transaction (before its own update)
+
+
+Pending = tuple[NewMessage, Guard | None, "asyncio.Future[Stored]"]
 
 
 def message_from_row(row: RowMapping) -> Message:
@@ -93,12 +110,12 @@ class MessageLog:
             await self._writer
         self._writer = None
 
-    async def append(self, msg: NewMessage) -> tuple[Message, bool]:
-        """Store ``msg``; returns (stored message, created). created=False for a resend."""
+    async def append(self, msg: NewMessage, guard: Guard | None = None) -> Stored:
+        """Store ``msg`` if ``guard`` (checked in the storing transaction) allows it."""
         if self._writer is None:
             raise ContactdError(ErrorCode.unavailable, "the message log is not running")
-        fut: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((msg, fut))
+        fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((msg, guard, fut))
         return await fut
 
     async def _run(self) -> None:
@@ -110,13 +127,13 @@ class MessageLog:
                 results = await self._write(batch)
             except Exception as exc:  # the whole batch failed: tell every sender
                 log.exception("storing %d messages failed", len(batch))
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(
                             ContactdError(ErrorCode.unavailable, f"message not stored: {exc}")
                         )
             else:
-                for (_, fut), result in zip(batch, results, strict=True):
+                for (_, _, fut), result in zip(batch, results, strict=True):
                     if not fut.done():
                         if isinstance(result, ContactdError):
                             fut.set_exception(result)
@@ -126,32 +143,48 @@ class MessageLog:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _write(self, batch: list[Pending]) -> list[tuple[Message, bool] | ContactdError]:
-        """One transaction for the whole batch, set-based: one look-up for resends, one read
-        of the sessions concerned, one batched update of them, one batched insert."""
+    async def _write(self, batch: list[Pending]) -> list[Stored | ContactdError]:
+        """One transaction for the whole batch, set-based: one read of the sessions
+        concerned, one look-up for resends, one batched update of the sessions, one batched
+        insert."""
         now = self.clock.now_ms()
-        msgs = [m for m, _ in batch]
+        msgs = [m for m, _, _ in batch]
         out: list[Any] = [None] * len(batch)
         async with write_transaction(self.engine) as conn:
+            records = await self._sessions(conn, {m.session_id for m in msgs})
             known = await self._resends(conn, msgs)
             fresh: dict[str, list[int]] = defaultdict(list)
             first_of: dict[tuple[str, str], int] = {}
-            for i, m in enumerate(msgs):
+            for i, (m, guard, _) in enumerate(batch):
+                record = records.get(m.session_id)
+                refused = not_found(m.session_id) if record is None else None
+                if record is not None and guard is not None:
+                    refused = guard.check(record)
                 key = (m.session_id, m.client_msg_id)
-                if key in known:
-                    out[i] = (known[key], False)
+                if refused is not None:
+                    out[i] = refused
+                elif key in known:
+                    assert record is not None
+                    out[i] = Stored(known[key], False, record)
                 elif key in first_of:
                     out[i] = first_of[key]  # the same message twice in one batch
                 else:
                     first_of[key] = i
                     fresh[m.session_id].append(i)
             if fresh:
-                await self._store(conn, msgs, fresh, out, now)
+                await self._store(conn, msgs, records, fresh, out, now)
         for i, r in enumerate(out):
             if isinstance(r, int):
                 first = out[r]
-                out[i] = (first[0], False) if isinstance(first, tuple) else first
+                out[i] = first._replace(created=False) if isinstance(first, Stored) else first
         return [r if r is not None else ContactdError(ErrorCode.unavailable, "lost") for r in out]
+
+    async def _sessions(self, conn: AsyncConnection, ids: set[str]) -> dict[str, SessionRecord]:
+        q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(ids)))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        rows = (await conn.execute(q)).mappings().all()
+        return {r["id"]: repo.record_from_row(r) for r in rows}
 
     async def _resends(
         self, conn: AsyncConnection, msgs: list[NewMessage]
@@ -165,25 +198,15 @@ class MessageLog:
         self,
         conn: AsyncConnection,
         msgs: list[NewMessage],
+        records: dict[str, SessionRecord],
         fresh: dict[str, list[int]],
         out: list[Any],
         now: int,
     ) -> None:
-        q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(fresh)))
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        records = {
-            r["id"]: repo.record_from_row(r) for r in (await conn.execute(q)).mappings().all()
-        }
         updates: list[dict[str, Any]] = []
         inserts: list[dict[str, Any]] = []
         for session_id, idxs in fresh.items():
-            record = records.get(session_id)
-            if record is None:
-                err = ContactdError(ErrorCode.not_found, f"no session {session_id}")
-                for i in idxs:
-                    out[i] = err
-                continue
+            record = records[session_id]
             reply = _ReplyClock(
                 record.awaiting_reply_since,
                 record.first_response_at,
@@ -204,7 +227,7 @@ class MessageLog:
                     order=m.order,
                     created_at=now,
                 )
-                out[i] = (stored, True)
+                out[i] = Stored(stored, True, record)
                 reply.observe(m.sender.type, now, answered=record.accepted_at is not None)
                 inserts.append(
                     {
