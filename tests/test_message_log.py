@@ -54,6 +54,12 @@ async def log(db: AsyncEngine) -> AsyncIterator[MessageLog]:
         await running.stop()
 
 
+async def refusal(log: MessageLog, msg: NewMessage, guard: Guard) -> ErrorCode:
+    with pytest.raises(ContactdError) as refused:
+        await log.append(msg, guard)
+    return refused.value.code
+
+
 def text(sid: str, cmid: str, sender: Sender) -> NewMessage:
     return NewMessage(session_id=sid, client_msg_id=cmid, sender=sender, kind="text", text="x")
 
@@ -129,28 +135,30 @@ async def test_a_guard_is_checked_against_the_session_as_it_is_when_storing(
     first = await log.append(text(sid, "c1", CUSTOMER), Guard(visitor_id="v1"))
     assert first.created and first.session.agent_id == "agent1"
     # another visitor resending the same client message id gets nothing back
-    with pytest.raises(ContactdError) as refused:
-        await log.append(text(sid, "c1", CUSTOMER), Guard(visitor_id="v2"))
-    assert refused.value.code == ErrorCode.not_found
-    with pytest.raises(ContactdError) as refused:
-        await log.append(text(sid, "a1", AGENT), Guard(agent_id="agent2"))
-    assert refused.value.code == ErrorCode.not_found
+    assert (
+        await refusal(log, text(sid, "c1", CUSTOMER), Guard(visitor_id="v2")) == ErrorCode.not_found
+    )
+    assert (
+        await refusal(log, text(sid, "a1", AGENT), Guard(agent_id="agent2")) == ErrorCode.not_found
+    )
 
     # moved to agent2 and then ended (as another process would): agent1 and the
     # customer are refused, and nothing was stored for them
     async with write_transaction(db) as conn:
         await repo.update(conn, sid, {"agent_id": "agent2"})
-    with pytest.raises(ContactdError) as refused:
-        await log.append(text(sid, "a2", AGENT), Guard(agent_id="agent1"))
-    assert refused.value.code == ErrorCode.not_found
+    assert (
+        await refusal(log, text(sid, "a2", AGENT), Guard(agent_id="agent1")) == ErrorCode.not_found
+    )
     moved = await log.append(text(sid, "a3", AGENT), Guard(agent_id="agent2"))
     assert moved.created and moved.message.seq == 2
     async with write_transaction(db) as conn:
         await repo.update(conn, sid, {"state": "ended"})
-    with pytest.raises(ContactdError) as refused:
-        await log.append(text(sid, "c2", CUSTOMER), Guard(visitor_id="v1"))
-    assert refused.value.code == ErrorCode.contact_finished
-    with pytest.raises(ContactdError) as refused:
-        await log.append(text(sid, "a4", AGENT), Guard(agent_id="agent2"))
-    assert refused.value.code == ErrorCode.contact_not_active
+    assert (
+        await refusal(log, text(sid, "c2", CUSTOMER), Guard(visitor_id="v1"))
+        == ErrorCode.contact_finished
+    )
+    assert (
+        await refusal(log, text(sid, "a4", AGENT), Guard(agent_id="agent2"))
+        == ErrorCode.contact_not_active
+    )
     assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "a3"]
