@@ -1,11 +1,15 @@
 """Chat timeouts: a customer who stays silent after the agent spoke gets a warning, then the
 chat closes (end reason ``timeout``); a customer left waiting for a reply raises an alert to
-the agent and supervisors. Leases in Redis (any node may act), armed by message events."""
+the agent and supervisors. Leases in Redis (any node may act), armed by message events:
+the messages stored since the last arming are armed together, in order, with one pipeline
+(one round trip however many arrived meanwhile)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from typing import NamedTuple
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -20,6 +24,14 @@ from contactd.settings import Settings
 from contactd.storage.keyspace import SiteKeys
 
 log = logging.getLogger(__name__)
+_RETRY_S = 0.5
+
+
+class _Seen(NamedTuple):
+    session_id: str
+    sender: str
+    at: int
+    agent_id: str | None
 
 
 class ChatTimeouts:
@@ -35,28 +47,50 @@ class ChatTimeouts:
     ) -> None:
         self.redis, self.keys, self.clock, self.settings = redis, keys, clock, settings
         self.sessions, self.routing, self.bus = sessions, routing, bus
+        self._seen: list[_Seen] = []
+        self._arm = asyncio.Event()
 
     async def on_event(self, event: BaseModel) -> None:
-        if not isinstance(event, MessageCreated):
+        if isinstance(event, MessageCreated):
+            m = event.message
+            self._seen.append(
+                _Seen(m.session_id, m.sender.type, self.clock.now_ms(), event.agent_id)
+            )
+            self._arm.set()
+
+    async def arm_pending(self) -> None:
+        """Arm (and disarm) the leases for every message seen since the last call."""
+        seen, self._seen = self._seen, []
+        if not seen:
             return
-        im, now, sid = self.settings.im, self.clock.now_ms(), event.message.session_id
-        sender = event.message.sender.type
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self.keys.idle_chats, f"{sid}|warn", f"{sid}|close")
-            if sender == "agent":
-                pipe.zrem(self.keys.reply_alerts, sid)
-                if im.customer_idle_warn_s:
-                    pipe.zadd(
-                        self.keys.idle_chats,
-                        {f"{sid}|warn": now + int(im.customer_idle_warn_s * 1000)},
-                    )
-            elif sender == "customer" and im.agent_response_alert_s and event.agent_id:
-                pipe.zadd(
-                    self.keys.reply_alerts,
-                    {sid: now + int(im.agent_response_alert_s * 1000)},
-                    nx=True,
-                )
-            await pipe.execute()
+        im, keys = self.settings.im, self.keys
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid, sender, now, agent_id in seen:
+                    pipe.zrem(keys.idle_chats, f"{sid}|warn", f"{sid}|close")
+                    if sender == "agent":
+                        pipe.zrem(keys.reply_alerts, sid)
+                        if im.customer_idle_warn_s:
+                            warn_at = now + int(im.customer_idle_warn_s * 1000)
+                            pipe.zadd(keys.idle_chats, {f"{sid}|warn": warn_at})
+                    elif sender == "customer" and im.agent_response_alert_s and agent_id:
+                        alert_at = now + int(im.agent_response_alert_s * 1000)
+                        pipe.zadd(keys.reply_alerts, {sid: alert_at}, nx=True)
+                await pipe.execute()
+        except Exception:
+            self._seen[:0] = seen  # keep them, in order, for the next try
+            raise
+
+    async def _arm_forever(self) -> None:
+        while True:
+            await self._arm.wait()
+            self._arm.clear()
+            try:
+                await self.arm_pending()
+            except Exception:
+                log.exception("arming chat timeouts failed; retrying")
+                await asyncio.sleep(_RETRY_S)
+                self._arm.set()
 
     async def sweep_once(self) -> int:
         now, acted = self.clock.now_ms(), 0
@@ -115,7 +149,7 @@ class ChatTimeouts:
         )
         return 1
 
-    async def run(self) -> None:
+    async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -124,3 +158,10 @@ class ChatTimeouts:
                 raise
             except Exception:
                 log.exception("chat timeout sweep failed")
+
+    async def run(self) -> None:
+        try:
+            await asyncio.gather(self._arm_forever(), self._sweep_forever())
+        finally:  # stopping: arm what was seen last
+            with contextlib.suppress(Exception):
+                await self.arm_pending()
