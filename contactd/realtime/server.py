@@ -19,7 +19,7 @@ from contactd.metrics import Metrics
 from contactd.realtime import wire_json
 from contactd.realtime.agent import AgentNamespace
 from contactd.realtime.customer import CustomerNamespace
-from contactd.realtime.fanout import FanOut
+from contactd.realtime.fanout import FanOut, Packet
 from contactd.realtime.listeners import SocketListeners
 from contactd.realtime.presence import AgentPresence, CustomerPresence
 from contactd.realtime.supervisor import SupervisorNamespace
@@ -47,6 +47,7 @@ def make_server(redis_url: str, settings: Settings, app: web.Application) -> soc
         async_mode="aiohttp",
         client_manager=FanOut(redis_url, channel=f"contactd-{settings.site}"),
         json=wire_json,
+        serializer=Packet,
         cors_allowed_origins=origins,
         transports=["websocket"],
         max_http_buffer_size=settings.im.max_event_bytes,
