@@ -230,7 +230,8 @@ def serve_contactd_instrumented(out_path: str) -> None:
         finally:
             samples["group_commit_ms"].append((time.perf_counter() - t0) * 1e3)
             samples["group_commit_batch"].append(float(len(batch)))
-            samples["group_commit_sessions"].append(float(len({pending[0].session_id for pending in batch})))
+            sessions = {pending[0].session_id for pending in batch}
+            samples["group_commit_sessions"].append(float(len(sessions)))
 
     messages_mod.MessageLog._write = timed_write  # type: ignore[method-assign]
 
