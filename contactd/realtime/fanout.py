@@ -136,7 +136,11 @@ class FanOut(socketio.AsyncRedisManager):  # type: ignore[misc]
                 await self._send(batch)
 
     async def _send(self, batch: list[dict[str, Any]]) -> None:
-        payload = _BATCH + self.host_id + self.json.dumps(batch)
+        try:
+            payload = _BATCH + self.host_id + self.json.dumps(batch)
+        except Exception:  # (the emits reached this node's sockets, so they were JSON)
+            log.exception("cannot encode %d emits for the other nodes; dropped", len(batch))
+            return
         for retries_left in (1, 0):
             try:
                 if not self.connected:
