@@ -22,8 +22,8 @@ from contactd.sessions.models import (
     Sender,
     SessionRecord,
     SessionView,
-    not_found,
 )
+from contactd.sessions.models import not_found as _not_found
 from contactd.sessions.screenpop import order_card
 from contactd.sessions.service import SessionService
 from contactd.settings import QUEUE_ID_PATTERN, Settings
@@ -146,9 +146,9 @@ class ChatService:
         try:
             record = await self.sessions.get(session_id)
         except ContactdError as exc:
-            raise not_found(session_id) from exc
+            raise _not_found(session_id) from exc
         if record.visitor_id != visitor_id:
-            raise not_found(session_id)
+            raise _not_found(session_id)
         return record
 
     async def customer_send(self, visitor_id: str, req: SendMessage) -> Message:
@@ -176,12 +176,12 @@ class ChatService:
         try:
             record = await self.sessions.get(session_id)
         except ContactdError as exc:
-            raise not_found(session_id) from exc
+            raise _not_found(session_id) from exc
         if record.agent_id == who.name:
             return record
         if not current and (who.name in record.agents or who.can("contacts.view")):
             return record
-        raise not_found(session_id)
+        raise _not_found(session_id)
 
     async def accept(self, who: Principal, offer_id: str) -> SessionRecord:
         contact = await self.routing.accept(offer_id, who.name)
@@ -287,7 +287,7 @@ class ChatService:
                 return record
             record = await self.sessions.get(session_id)
         except ContactdError as exc:
-            raise not_found(session_id) from exc
+            raise _not_found(session_id) from exc
         refused = guard.check(record)
         if refused is not None:
             raise refused
