@@ -30,7 +30,7 @@ from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 
 _NUMBER_TTL_S = 3 * 86400
-_RECENT_MAX = 20_000  # sessions whose last-seen record this process keeps
+_RECENT_MAX = 5_000  # sessions whose last-seen record this process keeps (~4 KB each)
 
 
 class SessionService:
