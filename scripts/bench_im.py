@@ -230,16 +230,17 @@ def serve_contactd_instrumented(out_path: str) -> None:
         finally:
             samples["group_commit_ms"].append((time.perf_counter() - t0) * 1e3)
             samples["group_commit_batch"].append(float(len(batch)))
-            samples["group_commit_sessions"].append(float(len({m.session_id for m, _ in batch})))
+            sessions = {pending[0].session_id for pending in batch}
+            samples["group_commit_sessions"].append(float(len(sessions)))
 
     messages_mod.MessageLog._write = timed_write  # type: ignore[method-assign]
 
     append = messages_mod.MessageLog.append
 
-    async def timed_append(self: Any, msg: Any) -> Any:
+    async def timed_append(self: Any, msg: Any, guard: Any = None) -> Any:
         t0 = time.perf_counter()
         try:
-            return await append(self, msg)
+            return await append(self, msg, guard)
         finally:
             samples["message_log_append_ms"].append((time.perf_counter() - t0) * 1e3)
 

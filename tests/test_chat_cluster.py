@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -122,9 +123,12 @@ async def _send(peer: Peer, sid: str, cmid: str, text: str) -> Payload:
     return message
 
 
-async def test_two_nodes_share_chats_and_survive_losing_one(
+@contextlib.asynccontextmanager
+async def _cluster(
     tmp_path: Path, redis_url: str, site: str, redis: Redis
-) -> None:
+) -> AsyncIterator[tuple[Node, Node, list[Peer]]]:
+    """Nodes A and B on one seeded database and one Redis; yields them and a list where
+    the test puts its socket peers (all disconnected at the end)."""
     data = tmp_path / "data"
     config = tmp_path / "contactd.toml"
     config.write_text(_config(site))
@@ -154,6 +158,22 @@ async def test_two_nodes_share_chats_and_survive_losing_one(
     try:
         await asyncio.gather(a.start(), b.start())
         await asyncio.gather(a.ready(), b.ready())
+        yield a, b, peers
+    finally:
+        for peer in peers:
+            with contextlib.suppress(Exception):
+                await peer.disconnect()
+        await a.kill()
+        await b.stop()
+        keys = [k async for k in redis.scan_iter(match=f"cd:{{{site}}}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+
+
+async def test_two_nodes_share_chats_and_survive_losing_one(
+    tmp_path: Path, redis_url: str, site: str, redis: Redis
+) -> None:
+    async with _cluster(tmp_path, redis_url, site, redis) as (a, b, peers):
         token = await login(b.base, "agent1", PASSWORD)
         agent = await _peer(b, "/agent", {"token": token}, peers)
         await agent.ok("agent.login", {"queues": ["sales"], "capacity": {"chat": 1}})
@@ -257,12 +277,56 @@ async def test_two_nodes_share_chats_and_survive_losing_one(
             ]
         status, detail = await rest_get(b.base, f"/api/v1/sessions/{s1}", token)
         assert detail["session"]["rating"] == 5 and detail["session"]["state"] == "ended"
-    finally:
-        for peer in peers:
-            with contextlib.suppress(Exception):
-                await peer.disconnect()
-        await a.kill()
-        await b.stop()
-        keys = [k async for k in redis.scan_iter(match=f"cd:{{{site}}}:*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
+
+
+async def test_a_chat_moved_or_ended_on_one_node_is_seen_at_once_on_the_other(
+    tmp_path: Path, redis_url: str, site: str, redis: Redis
+) -> None:
+    """A node checks who may post against its last-seen copy of the session (no database
+    read per message). Here node A's copy goes stale — the chat is accepted, transferred
+    and ended on node B — and A must still let exactly the right people post, at once."""
+    async with _cluster(tmp_path, redis_url, site, redis) as (a, b, peers):
+        t1 = await login(b.base, "agent1", PASSWORD)
+        t2 = await login(b.base, "agent2", PASSWORD)
+        one_b = await _peer(b, "/agent", {"token": t1}, peers)  # agent1 works on B...
+        one_a = await _peer(a, "/agent", {"token": t1}, peers)  # ...with a second tab on A
+        two_b = await _peer(b, "/agent", {"token": t2}, peers)
+        two_a = await _peer(a, "/agent", {"token": t2}, peers)
+        await one_b.ok("agent.login", {"queues": ["sales"], "capacity": {"chat": 1}})
+        customer = await _peer(a, "/customer", None, peers)
+        sid = (await customer.ok("chat.start", {"entry_point": "home"}))["session"]["session_id"]
+
+        # accepted on B: A last saw it queued, without an agent
+        offer = await one_b.wait("offer", lambda d: d["session"]["session_id"] == sid)
+        await one_b.ok("offer.accept", {"offer_id": offer["offer_id"]})
+        hello = await _send(one_a, sid, "a1", "您好")
+        await customer.wait("message", lambda d: d["message"]["id"] == hello["id"])
+        asked = await _send(customer, sid, "c1", "在吗")
+        await one_a.wait("message", lambda d: d["message"]["id"] == asked["id"])
+
+        # transferred to agent2 and accepted, both on B: A's copy still names agent1
+        await two_b.ok("agent.login", {"queues": ["sales"], "capacity": {"chat": 1}})
+        await one_b.ok("session.transfer", {"session_id": sid, "agent_id": "agent2"})
+        offer = await two_b.wait("offer", lambda d: d["session"]["session_id"] == sid)
+        await two_b.ok("offer.accept", {"offer_id": offer["offer_id"]})
+        late = {"session_id": sid, "client_msg_id": "a2", "text": "还是我"}
+        assert await one_a.error("message.send", late) == "not_found"
+        took_over = await _send(two_a, sid, "b1", "我是客服二")
+        await customer.wait("message", lambda d: d["message"]["id"] == took_over["id"])
+        mark = one_a.mark()
+        thanks = await _send(customer, sid, "c2", "好的")
+        await two_a.wait("message", lambda d: d["message"]["id"] == thanks["id"])
+        await two_b.wait("message", lambda d: d["message"]["id"] == thanks["id"])
+        assert thanks["id"] not in {d["message"]["id"] for d in one_a.got("message", mark)}
+
+        # ended on B: nobody posts to it through A any more
+        await two_b.ok("session.end", {"session_id": sid})
+        after = {"session_id": sid, "client_msg_id": "c3", "text": "还有一个问题"}
+        assert await customer.error("message.send", after) == "contact_finished"
+        after = {"session_id": sid, "client_msg_id": "b2", "text": "再见"}
+        assert await two_a.error("message.send", after) == "contact_not_active"
+
+        status, detail = await rest_get(b.base, f"/api/v1/sessions/{sid}", t1)
+        assert status == 200, detail
+        mine = [m["client_msg_id"] for m in detail["messages"] if m["sender"]["type"] != "system"]
+        assert mine == ["a1", "c1", "b1", "c2"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import socketio
 
 from contactd.app import create_app
 from contactd.keys import AUTH
+from contactd.sessions.timeouts import Seen, fold_leases
 from contactd.settings import QueueConfig
 from tests.conftest import make_settings
 
@@ -93,3 +95,44 @@ async def test_silent_customer_is_warned_then_the_chat_closes_and_slow_replies_a
     finally:
         await agent.disconnect()
         await customer.disconnect()
+
+
+def test_leases_armed_together_end_as_if_armed_one_message_at_a_time() -> None:
+    """Messages stored together are armed with one pipeline; the leases must end exactly as
+    the per-message rules leave them (policy check over random runs of messages)."""
+    settings = make_settings(
+        "fold", im={"customer_idle_warn_s": 30.0, "agent_response_alert_s": 10.0}
+    )
+    rng = random.Random(7)
+    for _ in range(300):
+        idle: dict[str, int] = {"S1|close": 1, "S2|warn": 2}  # leases already running
+        alerts: dict[str, int] = {"S2": 3}
+        seen = [
+            Seen(
+                rng.choice(["S1", "S2", "S3"]),
+                rng.choice(["customer", "agent", "system"]),
+                100 + n,
+                rng.choice(["agent1", None]),
+            )
+            for n in range(rng.randint(1, 8))
+        ]
+        # one by one: the rules as stated in ChatTimeouts
+        one_idle, one_alerts = dict(idle), dict(alerts)
+        for sid, sender, at, agent_id in seen:
+            one_idle.pop(f"{sid}|warn", None)
+            one_idle.pop(f"{sid}|close", None)
+            if sender == "agent":
+                one_alerts.pop(sid, None)
+                one_idle[f"{sid}|warn"] = at + 30_000
+            elif sender == "customer" and agent_id:
+                one_alerts.setdefault(sid, at + 10_000)
+        # folded: the four commands arm_pending sends, in its order
+        leases = fold_leases(seen, settings)
+        for member in leases.unidle:
+            idle.pop(member, None)
+        for sid in leases.answered:
+            alerts.pop(sid, None)
+        idle.update(leases.warn_at)
+        for sid, at in leases.alert_at.items():
+            alerts.setdefault(sid, at)
+        assert (idle, alerts) == (one_idle, one_alerts), seen

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.clock import ManualClock
+from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions import repository as repo
 from contactd.sessions.messages import MessageLog
-from contactd.sessions.models import NewMessage, Sender
+from contactd.sessions.models import Guard, NewMessage, Sender
 from contactd.storage.db import write_transaction
 
 CUSTOMER = Sender(type="customer", id="u1", name="张三")
@@ -40,6 +43,27 @@ async def open_session(db: AsyncEngine, sid: str, now: int, accepted: bool) -> N
         )
 
 
+@pytest.fixture
+async def log(db: AsyncEngine) -> AsyncIterator[MessageLog]:
+    """A running message log on a manual clock (``log.clock``)."""
+    running = MessageLog(db, ManualClock())
+    running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def refusal(log: MessageLog, msg: NewMessage, guard: Guard) -> ErrorCode:
+    with pytest.raises(ContactdError) as refused:
+        await log.append(msg, guard)
+    return refused.value.code
+
+
+def text(sid: str, cmid: str, sender: Sender) -> NewMessage:
+    return NewMessage(session_id=sid, client_msg_id=cmid, sender=sender, kind="text", text="x")
+
+
 async def test_concurrent_senders_get_gap_free_seqs_and_resends_are_stored_once(
     db: AsyncEngine,
 ) -> None:
@@ -64,11 +88,11 @@ async def test_concurrent_senders_get_gap_free_seqs_and_resends_are_stored_once(
         ]
         resends = rng.sample(sends, 60)  # the same ids again, some inside the same batch
         results = await asyncio.gather(*(log.append(m) for m in sends + resends))
-        created = [stored for stored, new in results if new]
+        created = [r.message for r in results if r.created]
         assert len(created) == len(sends)
         by_id = {(s.session_id, s.client_msg_id): s for s in created}
-        for stored, _new in results:
-            assert by_id[(stored.session_id, stored.client_msg_id)] == stored
+        for r in results:
+            assert by_id[(r.message.session_id, r.message.client_msg_id)] == r.message
         for sid in sessions:
             seqs = sorted(s.seq for s in created if s.session_id == sid)
             assert seqs == list(range(1, 41))
@@ -79,28 +103,62 @@ async def test_concurrent_senders_get_gap_free_seqs_and_resends_are_stored_once(
 
 
 async def test_reply_times_are_measured_from_the_first_unanswered_customer_message(
-    db: AsyncEngine,
+    db: AsyncEngine, log: MessageLog
 ) -> None:
-    clock = ManualClock()
-    log = MessageLog(db, clock)
-    log.start()
+    clock = log.clock
+    assert isinstance(clock, ManualClock)
     sid = "S20261123-000009"
-    try:
-        await open_session(db, sid, clock.now_ms(), accepted=True)
-        for n, (sender, wait) in enumerate(
-            [(CUSTOMER, 0), (CUSTOMER, 3), (AGENT, 7), (CUSTOMER, 2), (AGENT, 4)]
-        ):
-            clock.advance(wait)
-            await log.append(
-                NewMessage(
-                    session_id=sid, client_msg_id=f"m{n}", sender=sender, kind="text", text="x"
-                )
-            )
-        async with db.connect() as conn:
-            record = await repo.get(conn, sid)
-        assert record is not None
-        assert record.responses == 2 and record.response_total_ms == (10 + 4) * 1000
-        assert record.first_response_at == record.accepted_at + 10_000
-        assert record.awaiting_reply_since is None and record.last_seq == 5
-    finally:
-        await log.stop()
+    await open_session(db, sid, clock.now_ms(), accepted=True)
+    for n, (sender, wait) in enumerate(
+        [(CUSTOMER, 0), (CUSTOMER, 3), (AGENT, 7), (CUSTOMER, 2), (AGENT, 4)]
+    ):
+        clock.advance(wait)
+        await log.append(text(sid, f"m{n}", sender))
+    async with db.connect() as conn:
+        record = await repo.get(conn, sid)
+    assert record is not None
+    assert record.responses == 2 and record.response_total_ms == (10 + 4) * 1000
+    assert record.first_response_at == record.accepted_at + 10_000
+    assert record.awaiting_reply_since is None and record.last_seq == 5
+
+
+async def test_a_guard_is_checked_against_the_session_as_it_is_when_storing(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """The chat service posts without reading the session fresh; the log refuses a message
+    whose sender lost the right to post meanwhile, and a resend never reaches a stranger."""
+    sid = "S20261123-000011"
+    await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    async with write_transaction(db) as conn:
+        await repo.update(conn, sid, {"visitor_id": "v1", "agent_id": "agent1"})
+
+    first = await log.append(text(sid, "c1", CUSTOMER), Guard(visitor_id="v1"))
+    assert first.created and first.session.agent_id == "agent1"
+    # another visitor resending the same client message id gets nothing back
+    assert (
+        await refusal(log, text(sid, "c1", CUSTOMER), Guard(visitor_id="v2")) == ErrorCode.not_found
+    )
+    assert (
+        await refusal(log, text(sid, "a1", AGENT), Guard(agent_id="agent2")) == ErrorCode.not_found
+    )
+
+    # moved to agent2 and then ended (as another process would): agent1 and the
+    # customer are refused, and nothing was stored for them
+    async with write_transaction(db) as conn:
+        await repo.update(conn, sid, {"agent_id": "agent2"})
+    assert (
+        await refusal(log, text(sid, "a2", AGENT), Guard(agent_id="agent1")) == ErrorCode.not_found
+    )
+    moved = await log.append(text(sid, "a3", AGENT), Guard(agent_id="agent2"))
+    assert moved.created and moved.message.seq == 2
+    async with write_transaction(db) as conn:
+        await repo.update(conn, sid, {"state": "ended"})
+    assert (
+        await refusal(log, text(sid, "c2", CUSTOMER), Guard(visitor_id="v1"))
+        == ErrorCode.contact_finished
+    )
+    assert (
+        await refusal(log, text(sid, "a4", AGENT), Guard(agent_id="agent2"))
+        == ErrorCode.contact_not_active
+    )
+    assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "a3"]

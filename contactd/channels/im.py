@@ -16,12 +16,14 @@ from contactd.errors import ContactdError, ErrorCode
 from contactd.routing.service import RoutingEngine
 from contactd.sessions.models import (
     CLIENT_MSG_ID,
+    Guard,
     Message,
     NewMessage,
     Sender,
     SessionRecord,
     SessionView,
 )
+from contactd.sessions.models import not_found as _not_found
 from contactd.sessions.screenpop import order_card
 from contactd.sessions.service import SessionService
 from contactd.settings import QUEUE_ID_PATTERN, Settings
@@ -52,11 +54,6 @@ class Transfer(_In):
     queue_id: str | None = Field(default=None, pattern=QUEUE_ID_PATTERN)
     agent_id: str | None = Field(default=None, max_length=64)
     note: str = Field(default="", max_length=500)
-
-
-def _not_found(session_id: str) -> ContactdError:
-    # the same answer whether it does not exist or is not yours: no probing
-    return ContactdError(ErrorCode.not_found, f"no session {session_id}")
 
 
 class ChatService:
@@ -129,8 +126,7 @@ class ChatService:
                     sender=Sender(type="customer", id=record.customer_id, name=name),
                     kind="text",
                     text=req.question,
-                ),
-                record,
+                )
             )
         if on_open is not None:
             await on_open(record.id)
@@ -156,11 +152,10 @@ class ChatService:
         return record
 
     async def customer_send(self, visitor_id: str, req: SendMessage) -> Message:
-        record = await self.customer_session(visitor_id, req.session_id)
-        if record.state == "ended":
-            raise ContactdError(ErrorCode.contact_finished, "this conversation has ended")
+        guard = Guard(visitor_id=visitor_id)
+        record = await self._guarded(req.session_id, guard)
         sender = Sender(type="customer", id=record.customer_id, name=record.customer_name)
-        return await self._post(record, sender, req)
+        return await self._post(record, sender, req, guard)
 
     async def customer_end(self, visitor_id: str, session_id: str) -> SessionRecord:
         record = await self.customer_session(visitor_id, session_id)
@@ -193,11 +188,10 @@ class ChatService:
         return await self.sessions.get(contact.contact_id.split(".", 1)[0])
 
     async def agent_send(self, who: Principal, req: SendMessage) -> Message:
-        record = await self.agent_session(who, req.session_id)
-        if record.state != "active":
-            raise ContactdError(ErrorCode.contact_not_active, "this conversation is not active")
+        guard = Guard(agent_id=who.name)
+        record = await self._guarded(req.session_id, guard)
         sender = Sender(type="agent", id=who.name, name=record.agent_name or who.name)
-        return await self._post(record, sender, req)
+        return await self._post(record, sender, req, guard)
 
     async def agent_end(
         self, who: Principal, session_id: str, disposition: str | None
@@ -282,7 +276,26 @@ class ChatService:
         return phone
 
     # shared ---------------------------------------------------------------------
-    async def _post(self, record: SessionRecord, sender: Sender, req: SendMessage) -> Message:
+    async def _guarded(self, session_id: str, guard: Guard) -> SessionRecord:
+        """The session, when ``guard`` lets its sender post to it. Checked against the copy
+        this process last saw (no database read per message) and, when that refuses, against
+        a fresh read (it may have been accepted or moved on another process). A stale copy
+        that allows it is harmless: the message log checks the guard again when storing."""
+        try:
+            record = await self.sessions.recent(session_id)
+            if guard.check(record) is None:
+                return record
+            record = await self.sessions.get(session_id)
+        except ContactdError as exc:
+            raise _not_found(session_id) from exc
+        refused = guard.check(record)
+        if refused is not None:
+            raise refused
+        return record
+
+    async def _post(
+        self, record: SessionRecord, sender: Sender, req: SendMessage, guard: Guard
+    ) -> Message:
         attachment, order = None, None
         if req.kind == "text":
             if not req.text or not req.text.strip():
@@ -306,7 +319,7 @@ class ChatService:
             attachment=attachment,
             order=order,
         )
-        return await self.sessions.post(msg, record)
+        return await self.sessions.post(msg, guard=guard)
 
     async def _order(self, record: SessionRecord, order_no: str | None) -> dict[str, Any]:
         if not order_no:

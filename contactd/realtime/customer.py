@@ -75,7 +75,7 @@ class CustomerNamespace(Namespace):
             creds = ConnectAuth.model_validate(auth or {})
         except ValidationError as exc:
             raise refuse(ErrorCode.unauthenticated, "bad connect auth") from exc
-        identity = None
+        identity, issued = None, False
         try:
             if creds.identity is not None:
                 identity = self.visitors.verify_identity(creds.identity)
@@ -86,12 +86,14 @@ class CustomerNamespace(Namespace):
                 token = creds.visitor_token
             else:
                 visitor_id, token = self.visitors.issue()
+                issued = True
         except ContactdError as exc:
             raise refuse(exc.code, exc.message) from exc
         await self.save_session(sid, {"visitor": visitor_id, "identity": identity})
         self.metrics.socket_connections.labels("/customer").inc()
         await self.enter_room(sid, f"visitor:{visitor_id}")
-        record = await self.chat.sessions.open_for_visitor(visitor_id)
+        # a visitor id issued just now cannot have a session yet: no look-up
+        record = None if issued else await self.chat.sessions.open_for_visitor(visitor_id)
         session = None
         if record is not None:
             await self.enter_room(sid, session_room(record.id))

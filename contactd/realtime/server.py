@@ -10,21 +10,21 @@ from dataclasses import dataclass
 
 import socketio
 from aiohttp import web
-from redis.asyncio import Redis
 
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
 from contactd.channels.im import ChatService
 from contactd.metrics import Metrics
+from contactd.realtime import wire_json
 from contactd.realtime.agent import AgentNamespace
 from contactd.realtime.customer import CustomerNamespace
+from contactd.realtime.fanout import FanOut, Packet
 from contactd.realtime.listeners import SocketListeners
 from contactd.realtime.presence import AgentPresence, CustomerPresence
 from contactd.realtime.supervisor import SupervisorNamespace
 from contactd.routing.service import RoutingEngine
 from contactd.settings import Settings
-from contactd.storage.redis import blocking_pool
 from contactd.tasks import stop_tasks
 
 
@@ -37,17 +37,6 @@ class Realtime:
     supervisor: SupervisorNamespace
 
 
-class _FanOut(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis fan-out on a blocking pool: under a burst of emits the
-    default pool fails ("Too many connections"), the manager reconnects and leaks the old
-    client's connections."""
-
-    def _redis_connect(self) -> None:
-        self.redis = Redis(connection_pool=blocking_pool(self.redis_url))
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        self.connected = True
-
-
 def make_server(redis_url: str, settings: Settings, app: web.Application) -> socketio.AsyncServer:
     """The Socket.IO server, attached to the app (routes must exist before start-up);
     namespaces are registered by build_realtime once the services exist."""
@@ -56,7 +45,9 @@ def make_server(redis_url: str, settings: Settings, app: web.Application) -> soc
         origins = "*"
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        client_manager=_FanOut(redis_url, channel=f"contactd-{settings.site}"),
+        client_manager=FanOut(redis_url, channel=f"contactd-{settings.site}"),
+        json=wire_json,
+        serializer=Packet,
         cors_allowed_origins=origins,
         transports=["websocket"],
         max_http_buffer_size=settings.im.max_event_bytes,
@@ -102,7 +93,9 @@ async def running(rt: Realtime) -> AsyncIterator[None]:
         # disconnect this node's clients (they reconnect to another node) and stop the
         # Redis fan-out listener before Redis itself goes away
         await rt.sio.shutdown()
-        listener = getattr(rt.sio.manager, "thread", None)  # the Redis pub/sub listener
-        if isinstance(listener, asyncio.Task):
-            tasks.append(listener)
+        manager = rt.sio.manager
+        # the Redis pub/sub listener, and our publisher
+        for task in (getattr(manager, "thread", None), getattr(manager, "flusher", None)):
+            if isinstance(task, asyncio.Task):
+                tasks.append(task)
         await stop_tasks(tasks)

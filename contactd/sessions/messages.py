@@ -1,10 +1,15 @@
 """The message log: every message is stored — with its per-session sequence number — before
 anyone is told about it. Writes are group-committed: concurrent senders share one
-transaction, which is what lets SQLite keep up with thousands of messages a second.
+transaction, which is what lets SQLite keep up with thousands of messages a second. On
+SQLite the whole batch transaction runs on the log's own thread and connection in one hop
+(rather than a hop through aiosqlite's thread for every statement, each waiting for a busy
+event loop); on PostgreSQL it runs through the async engine. One implementation serves both.
 
 Sequence numbers come from ``service_sessions.last_seq`` updated inside the same
 transaction, so they are gap-free and identical for every process. A resend with the same
-``client_msg_id`` returns the stored message and stores nothing."""
+``client_msg_id`` returns the stored message and stores nothing. A message may carry a
+``Guard`` (who is posting): it is checked in that transaction against the session row, so
+the caller need not read the session fresh before posting."""
 
 from __future__ import annotations
 
@@ -12,24 +17,52 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sys
 from collections import defaultdict
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.clock import Clock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions import repository as repo
-from contactd.sessions.models import Attachment, Message, NewMessage, Sender
-from contactd.storage.db import write_transaction
+from contactd.sessions.models import (
+    Attachment,
+    Guard,
+    Message,
+    NewMessage,
+    Sender,
+    SessionRecord,
+    not_found,
+)
+from contactd.storage.db import (
+    SQLITE_IMMEDIATE,
+    sqlite_file_engine,
+    write_transaction,
+    writer_lock,
+)
 from contactd.storage.tables import service_sessions, session_messages
 
 log = logging.getLogger(__name__)
 _BATCH = 256
+# The log's thread gives up the GIL at every SQLite call and must take it back from a busy
+# event loop, which by default lets it wait up to 5 ms each time (sys.getswitchinterval):
+# a batch of a few messages took 4-5 ms to store at half load. At 1 ms it takes the GIL
+# back within 1 ms; the interval only matters while a thread waits for the GIL.
+_SWITCH_INTERVAL_S = 0.001
 
-Pending = tuple[NewMessage, "asyncio.Future[tuple[Message, bool]]"]
+
+class Stored(NamedTuple):
+    message: Message
+    created: bool  # False for a resend: the message stored earlier
+    session: SessionRecord  # as read in the storing transaction (before its own update)
+
+
+Pending = tuple[NewMessage, Guard | None, "asyncio.Future[Stored]"]
+Item = tuple[NewMessage, Guard | None]
 
 
 def message_from_row(row: RowMapping) -> Message:
@@ -79,8 +112,15 @@ class MessageLog:
         self.clock = clock
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._sqlite: Engine | None = None  # SQLite on a file: the log's own engine...
+        self._thread: ThreadPoolExecutor | None = None  # ...used on this one thread only
 
     def start(self) -> None:
+        self._sqlite = sqlite_file_engine(self.engine)
+        if self._sqlite is not None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="message-log")
+            if sys.getswitchinterval() > _SWITCH_INTERVAL_S:
+                sys.setswitchinterval(_SWITCH_INTERVAL_S)
         self._writer = asyncio.create_task(self._run(), name="message-log-writer")
 
     async def stop(self) -> None:
@@ -92,13 +132,17 @@ class MessageLog:
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         self._writer = None
+        if self._sqlite is not None and self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sqlite.dispose)
+            self._thread.shutdown()
+            self._sqlite = self._thread = None
 
-    async def append(self, msg: NewMessage) -> tuple[Message, bool]:
-        """Store ``msg``; returns (stored message, created). created=False for a resend."""
+    async def append(self, msg: NewMessage, guard: Guard | None = None) -> Stored:
+        """Store ``msg`` if ``guard`` (checked in the storing transaction) allows it."""
         if self._writer is None:
             raise ContactdError(ErrorCode.unavailable, "the message log is not running")
-        fut: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((msg, fut))
+        fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((msg, guard, fut))
         return await fut
 
     async def _run(self) -> None:
@@ -110,13 +154,13 @@ class MessageLog:
                 results = await self._write(batch)
             except Exception as exc:  # the whole batch failed: tell every sender
                 log.exception("storing %d messages failed", len(batch))
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(
                             ContactdError(ErrorCode.unavailable, f"message not stored: {exc}")
                         )
             else:
-                for (_, fut), result in zip(batch, results, strict=True):
+                for (_, _, fut), result in zip(batch, results, strict=True):
                     if not fut.done():
                         if isinstance(result, ContactdError):
                             fut.set_exception(result)
@@ -126,128 +170,23 @@ class MessageLog:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _write(self, batch: list[Pending]) -> list[tuple[Message, bool] | ContactdError]:
-        """One transaction for the whole batch, set-based: one look-up for resends, one read
-        of the sessions concerned, one batched update of them, one batched insert."""
+    async def _write(self, batch: list[Pending]) -> list[Stored | ContactdError]:
         now = self.clock.now_ms()
-        msgs = [m for m, _ in batch]
-        out: list[Any] = [None] * len(batch)
+        items = [(m, guard) for m, guard, _ in batch]
+        if self._sqlite is not None and self._thread is not None:
+            async with writer_lock(self.engine):  # after this process's other writers
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._thread, self._write_sqlite, items, now
+                )
         async with write_transaction(self.engine) as conn:
-            known = await self._resends(conn, msgs)
-            fresh: dict[str, list[int]] = defaultdict(list)
-            first_of: dict[tuple[str, str], int] = {}
-            for i, m in enumerate(msgs):
-                key = (m.session_id, m.client_msg_id)
-                if key in known:
-                    out[i] = (known[key], False)
-                elif key in first_of:
-                    out[i] = first_of[key]  # the same message twice in one batch
-                else:
-                    first_of[key] = i
-                    fresh[m.session_id].append(i)
-            if fresh:
-                await self._store(conn, msgs, fresh, out, now)
-        for i, r in enumerate(out):
-            if isinstance(r, int):
-                first = out[r]
-                out[i] = (first[0], False) if isinstance(first, tuple) else first
-        return [r if r is not None else ContactdError(ErrorCode.unavailable, "lost") for r in out]
+            return await conn.run_sync(_write_batch, items, now)
 
-    async def _resends(
-        self, conn: AsyncConnection, msgs: list[NewMessage]
-    ) -> dict[tuple[str, str], Message]:
-        pairs = list({(m.session_id, m.client_msg_id) for m in msgs})
-        key = sa.tuple_(session_messages.c.session_id, session_messages.c.client_msg_id)
-        rows = (await conn.execute(sa.select(session_messages).where(key.in_(pairs)))).mappings()
-        return {(r["session_id"], r["client_msg_id"]): message_from_row(r) for r in rows.all()}
-
-    async def _store(
-        self,
-        conn: AsyncConnection,
-        msgs: list[NewMessage],
-        fresh: dict[str, list[int]],
-        out: list[Any],
-        now: int,
-    ) -> None:
-        q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(fresh)))
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        records = {
-            r["id"]: repo.record_from_row(r) for r in (await conn.execute(q)).mappings().all()
-        }
-        updates: list[dict[str, Any]] = []
-        inserts: list[dict[str, Any]] = []
-        for session_id, idxs in fresh.items():
-            record = records.get(session_id)
-            if record is None:
-                err = ContactdError(ErrorCode.not_found, f"no session {session_id}")
-                for i in idxs:
-                    out[i] = err
-                continue
-            reply = _ReplyClock(
-                record.awaiting_reply_since,
-                record.first_response_at,
-                record.responses,
-                record.response_total_ms,
-            )
-            for n, i in enumerate(idxs):
-                m = msgs[i]
-                stored = Message(
-                    id="m_" + secrets.token_hex(8),
-                    session_id=session_id,
-                    seq=record.last_seq + 1 + n,
-                    client_msg_id=m.client_msg_id,
-                    sender=m.sender,
-                    kind=m.kind,
-                    text=m.text,
-                    attachment=m.attachment,
-                    order=m.order,
-                    created_at=now,
-                )
-                out[i] = (stored, True)
-                reply.observe(m.sender.type, now, answered=record.accepted_at is not None)
-                inserts.append(
-                    {
-                        "id": stored.id,
-                        "session_id": session_id,
-                        "seq": stored.seq,
-                        "client_msg_id": m.client_msg_id,
-                        "sender_type": m.sender.type,
-                        "sender_id": m.sender.id,
-                        "sender_name": m.sender.name,
-                        "kind": m.kind,
-                        "text": m.text,
-                        "attachment": m.attachment.model_dump() if m.attachment else None,
-                        "order_card": m.order,
-                        "created_at": now,
-                    }
-                )
-            updates.append(
-                {
-                    "u_id": session_id,
-                    "u_last_seq": record.last_seq + len(idxs),
-                    "u_awaiting": reply.awaiting,
-                    "u_first": reply.first,
-                    "u_responses": reply.responses,
-                    "u_total": reply.total_ms,
-                }
-            )
-        if updates:
-            t = service_sessions
-            await conn.execute(
-                sa.update(t)
-                .where(t.c.id == sa.bindparam("u_id"))
-                .values(
-                    last_seq=sa.bindparam("u_last_seq"),
-                    awaiting_reply_since=sa.bindparam("u_awaiting"),
-                    first_response_at=sa.bindparam("u_first"),
-                    responses=sa.bindparam("u_responses"),
-                    response_total_ms=sa.bindparam("u_total"),
-                ),
-                updates,
-            )
-        if inserts:
-            await conn.execute(sa.insert(session_messages), inserts)
+    def _write_sqlite(self, items: list[Item], now: int) -> list[Stored | ContactdError]:
+        assert self._sqlite is not None
+        with self._sqlite.connect() as conn:
+            conn = conn.execution_options(**{SQLITE_IMMEDIATE: True})
+            with conn.begin():
+                return _write_batch(conn, items, now)
 
     async def since(self, session_id: str, after_seq: int, limit: int = 500) -> list[Message]:
         async with self.engine.connect() as conn:
@@ -267,3 +206,131 @@ class MessageLog:
                 .all()
             )
         return [message_from_row(r) for r in rows]
+
+
+def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored | ContactdError]:
+    """One transaction for the whole batch, set-based: one read of the sessions
+    concerned, one look-up for resends, one batched update of the sessions, one batched
+    insert."""
+    msgs = [m for m, _ in items]
+    out: list[Any] = [None] * len(items)
+    records = _sessions(conn, {m.session_id for m in msgs})
+    known = _resends(conn, msgs)
+    fresh: dict[str, list[int]] = defaultdict(list)
+    first_of: dict[tuple[str, str], int] = {}
+    for i, (m, guard) in enumerate(items):
+        record = records.get(m.session_id)
+        refused = not_found(m.session_id) if record is None else None
+        if record is not None and guard is not None:
+            refused = guard.check(record)
+        key = (m.session_id, m.client_msg_id)
+        if refused is not None:
+            out[i] = refused
+        elif key in known:
+            assert record is not None
+            out[i] = Stored(known[key], False, record)
+        elif key in first_of:
+            out[i] = first_of[key]  # the same message twice in one batch
+        else:
+            first_of[key] = i
+            fresh[m.session_id].append(i)
+    if fresh:
+        _store(conn, msgs, records, fresh, out, now)
+    for i, r in enumerate(out):
+        if isinstance(r, int):
+            first = out[r]
+            out[i] = first._replace(created=False) if isinstance(first, Stored) else first
+    return [r if r is not None else ContactdError(ErrorCode.unavailable, "lost") for r in out]
+
+
+def _sessions(conn: Connection, ids: set[str]) -> dict[str, SessionRecord]:
+    q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(ids)))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    rows = conn.execute(q).mappings().all()
+    return {r["id"]: repo.record_from_row(r) for r in rows}
+
+
+def _resends(conn: Connection, msgs: list[NewMessage]) -> dict[tuple[str, str], Message]:
+    pairs = list({(m.session_id, m.client_msg_id) for m in msgs})
+    key = sa.tuple_(session_messages.c.session_id, session_messages.c.client_msg_id)
+    rows = conn.execute(sa.select(session_messages).where(key.in_(pairs))).mappings()
+    return {(r["session_id"], r["client_msg_id"]): message_from_row(r) for r in rows.all()}
+
+
+def _store(
+    conn: Connection,
+    msgs: list[NewMessage],
+    records: dict[str, SessionRecord],
+    fresh: dict[str, list[int]],
+    out: list[Any],
+    now: int,
+) -> None:
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    for session_id, idxs in fresh.items():
+        record = records[session_id]
+        reply = _ReplyClock(
+            record.awaiting_reply_since,
+            record.first_response_at,
+            record.responses,
+            record.response_total_ms,
+        )
+        for n, i in enumerate(idxs):
+            m = msgs[i]
+            stored = Message(
+                id="m_" + secrets.token_hex(8),
+                session_id=session_id,
+                seq=record.last_seq + 1 + n,
+                client_msg_id=m.client_msg_id,
+                sender=m.sender,
+                kind=m.kind,
+                text=m.text,
+                attachment=m.attachment,
+                order=m.order,
+                created_at=now,
+            )
+            out[i] = Stored(stored, True, record)
+            reply.observe(m.sender.type, now, answered=record.accepted_at is not None)
+            inserts.append(
+                {
+                    "id": stored.id,
+                    "session_id": session_id,
+                    "seq": stored.seq,
+                    "client_msg_id": m.client_msg_id,
+                    "sender_type": m.sender.type,
+                    "sender_id": m.sender.id,
+                    "sender_name": m.sender.name,
+                    "kind": m.kind,
+                    "text": m.text,
+                    "attachment": m.attachment.model_dump() if m.attachment else None,
+                    "order_card": m.order,
+                    "created_at": now,
+                }
+            )
+        updates.append(
+            {
+                "u_id": session_id,
+                "u_last_seq": record.last_seq + len(idxs),
+                "u_awaiting": reply.awaiting,
+                "u_first": reply.first,
+                "u_responses": reply.responses,
+                "u_total": reply.total_ms,
+            }
+        )
+    if updates:
+        t = service_sessions
+        conn.execute(
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("u_id"))
+            .values(
+                last_seq=sa.bindparam("u_last_seq"),
+                awaiting_reply_since=sa.bindparam("u_awaiting"),
+                first_response_at=sa.bindparam("u_first"),
+                responses=sa.bindparam("u_responses"),
+                response_total_ms=sa.bindparam("u_total"),
+            ),
+            updates,
+        )
+    if inserts:
+        conn.execute(sa.insert(session_messages), inserts)

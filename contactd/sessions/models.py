@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from contactd.errors import ContactdError, ErrorCode
 
 SessionState = Literal["queued", "offered", "active", "ended"]
 SenderType = Literal["customer", "agent", "bot", "system"]
@@ -166,6 +169,38 @@ class SessionDetail(_Model):
     session: SessionRecord
     metrics: SessionMetrics
     messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """Who may post to a session: its own visitor (while it is open) or the agent holding
+    it (while it is active). The chat service checks it first against a record that may be
+    stale; the message log checks it again inside the transaction that stores the message,
+    against the row as it is then, so a session ended or moved on another process a moment
+    ago refuses the message all the same."""
+
+    visitor_id: str | None = None
+    agent_id: str | None = None
+
+    def check(self, record: SessionRecord) -> ContactdError | None:
+        if self.visitor_id is not None:
+            if record.visitor_id != self.visitor_id:
+                return not_found(record.id)
+            if record.state == "ended":
+                return ContactdError(ErrorCode.contact_finished, "this conversation has ended")
+        if self.agent_id is not None:
+            if record.agent_id != self.agent_id:
+                return not_found(record.id)
+            if record.state != "active":
+                return ContactdError(
+                    ErrorCode.contact_not_active, "this conversation is not active"
+                )
+        return None
+
+
+def not_found(session_id: str) -> ContactdError:
+    """The same answer whether a session does not exist or is not yours: no probing."""
+    return ContactdError(ErrorCode.not_found, f"no session {session_id}")
 
 
 def session_of_contact(contact_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from contactd.sessions import repository as repo
 from contactd.sessions.events import CustomerNotice, MessageCreated, SessionChanged
 from contactd.sessions.messages import MessageLog
 from contactd.sessions.models import (
+    Guard,
     Message,
     NewMessage,
     Sender,
@@ -28,6 +30,7 @@ from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 
 _NUMBER_TTL_S = 3 * 86400
+_RECENT_MAX = 5_000  # sessions whose last-seen record this process keeps (~4 KB each)
 
 
 class SessionService:
@@ -49,6 +52,26 @@ class SessionService:
         self.bus = bus
         self.log = log
         self._tz = ZoneInfo(settings.timezone)
+        # the last record this process saw of each session it served lately: read, changed
+        # or stored a message for (possibly stale: see ``recent``)
+        self._recent: OrderedDict[str, SessionRecord] = OrderedDict()
+
+    def _remember(self, record: SessionRecord) -> SessionRecord:
+        self._recent[record.id] = record
+        self._recent.move_to_end(record.id)
+        if len(self._recent) > _RECENT_MAX:
+            self._recent.popitem(last=False)
+        return record
+
+    async def recent(self, session_id: str) -> SessionRecord:
+        """The session as this process last saw it, without a database read when it can.
+
+        It may be stale when another process changed the session since. Use it only for
+        checks that are repeated where it matters (the message log re-checks a ``Guard`` in
+        its transaction) and for fields fixed at opening (visitor, customer); when a check
+        fails on it, read the session fresh (``get``) before refusing."""
+        record = self._recent.get(session_id)
+        return record if record is not None else await self.get(session_id)
 
     async def next_number(self) -> str:
         """``S20261123-000042``: unique across processes (a Redis counter per day), sortable,
@@ -103,10 +126,11 @@ class SessionService:
             await repo.insert(conn, values)
             record = await repo.get(conn, sid)
         assert record is not None
-        return record
+        return self._remember(record)
 
     async def discard(self, session_id: str) -> None:
         """Remove a session that never entered a queue (refused at the cap)."""
+        self._recent.pop(session_id, None)
         async with write_transaction(self.engine) as conn:
             await repo.delete(conn, session_id)
 
@@ -115,7 +139,7 @@ class SessionService:
             record = await repo.get(conn, session_id)
         if record is None:
             raise ContactdError(ErrorCode.not_found, f"no session {session_id}")
-        return record
+        return self._remember(record)
 
     async def open_for_visitor(self, visitor_id: str) -> SessionRecord | None:
         async with self.engine.connect() as conn:
@@ -143,24 +167,31 @@ class SessionService:
                 await repo.update(conn, session_id, values)
             after = await repo.get(conn, session_id)
         assert after is not None
+        self._remember(after)
         if notify and after != before:
             await self.bus.publish(
                 [SessionChanged(session=after, previous_agent_id=before.agent_id)]
             )
         return after
 
-    async def post(self, msg: NewMessage, session: SessionRecord) -> Message:
-        """Store a message (idempotent per client_msg_id) and announce it when new."""
-        stored, created = await self.log.append(msg)
-        if created:
+    async def post(self, msg: NewMessage, *, guard: Guard | None = None) -> Message:
+        """Store a message (idempotent per client_msg_id) if ``guard`` allows it at the
+        moment it is stored, and announce it — to the session's agent at that moment — when
+        new."""
+        stored = await self.log.append(msg, guard)
+        self._remember(stored.session)
+        if stored.created:
+            session = stored.session
             await self.bus.publish(
                 [
                     MessageCreated(
-                        message=stored, visitor_id=session.visitor_id, agent_id=session.agent_id
+                        message=stored.message,
+                        visitor_id=session.visitor_id,
+                        agent_id=session.agent_id,
                     )
                 ]
             )
-        return stored
+        return stored.message
 
     async def system_message(self, session: SessionRecord, key: str, text: str) -> Message:
         return await self.post(
@@ -170,8 +201,7 @@ class SessionService:
                 sender=Sender(type="system", name="系统 System"),
                 kind="event",
                 text=text,
-            ),
-            session,
+            )
         )
 
     async def notify_customer(self, session_id: str, code: str, text: str) -> None:

@@ -1,11 +1,16 @@
 """Chat timeouts: a customer who stays silent after the agent spoke gets a warning, then the
 chat closes (end reason ``timeout``); a customer left waiting for a reply raises an alert to
-the agent and supervisors. Leases in Redis (any node may act), armed by message events."""
+the agent and supervisors. Leases in Redis (any node may act), armed by message events:
+the messages stored since the last arming are armed together, in order, with one pipeline
+(one round trip however many arrived meanwhile)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -20,6 +25,46 @@ from contactd.settings import Settings
 from contactd.storage.keyspace import SiteKeys
 
 log = logging.getLogger(__name__)
+_RETRY_S = 0.5
+
+
+class Seen(NamedTuple):
+    session_id: str
+    sender: str
+    at: int
+    agent_id: str | None
+
+
+@dataclass
+class Leases:
+    seen: set[str] = field(default_factory=set)  # sessions: drop their idle warning/close
+    answered: set[str] = field(default_factory=set)  # sessions: drop their reply alert
+    warn_at: dict[str, int] = field(default_factory=dict)  # idle_chats members to set
+    alert_at: dict[str, int] = field(default_factory=dict)  # reply_alerts to add (NX)
+
+    @property
+    def unidle(self) -> list[str]:
+        return [f"{sid}|{stage}" for sid in self.seen for stage in ("warn", "close")]
+
+
+def fold_leases(seen: list[Seen], settings: Settings) -> Leases:
+    """What a run of messages, in order, leaves of each session's leases — the same as
+    applying them one by one: every message cancels the idle warning/close; an agent's
+    message answers the customer (no reply alert) and starts the idle warning; a customer's
+    message to an agent starts a reply alert unless one is already running (NX)."""
+    im = settings.im
+    out = Leases()
+    for sid, sender, at, agent_id in seen:
+        out.seen.add(sid)
+        out.warn_at.pop(f"{sid}|warn", None)
+        if sender == "agent":
+            out.answered.add(sid)
+            out.alert_at.pop(sid, None)
+            if im.customer_idle_warn_s:
+                out.warn_at[f"{sid}|warn"] = at + int(im.customer_idle_warn_s * 1000)
+        elif sender == "customer" and im.agent_response_alert_s and agent_id:
+            out.alert_at.setdefault(sid, at + int(im.agent_response_alert_s * 1000))
+    return out
 
 
 class ChatTimeouts:
@@ -35,28 +80,49 @@ class ChatTimeouts:
     ) -> None:
         self.redis, self.keys, self.clock, self.settings = redis, keys, clock, settings
         self.sessions, self.routing, self.bus = sessions, routing, bus
+        self._seen: list[Seen] = []
+        self._arm = asyncio.Event()
 
     async def on_event(self, event: BaseModel) -> None:
-        if not isinstance(event, MessageCreated):
+        if isinstance(event, MessageCreated):
+            m = event.message
+            self._seen.append(
+                Seen(m.session_id, m.sender.type, self.clock.now_ms(), event.agent_id)
+            )
+            self._arm.set()
+
+    async def arm_pending(self) -> None:
+        """Arm (and disarm) the leases for every message seen since the last call: at most
+        four commands in one round trip, however many messages and sessions."""
+        seen, self._seen = self._seen, []
+        if not seen:
             return
-        im, now, sid = self.settings.im, self.clock.now_ms(), event.message.session_id
-        sender = event.message.sender.type
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self.keys.idle_chats, f"{sid}|warn", f"{sid}|close")
-            if sender == "agent":
-                pipe.zrem(self.keys.reply_alerts, sid)
-                if im.customer_idle_warn_s:
-                    pipe.zadd(
-                        self.keys.idle_chats,
-                        {f"{sid}|warn": now + int(im.customer_idle_warn_s * 1000)},
-                    )
-            elif sender == "customer" and im.agent_response_alert_s and event.agent_id:
-                pipe.zadd(
-                    self.keys.reply_alerts,
-                    {sid: now + int(im.agent_response_alert_s * 1000)},
-                    nx=True,
-                )
-            await pipe.execute()
+        leases = fold_leases(seen, self.settings)
+        keys = self.keys
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(keys.idle_chats, *leases.unidle)
+                if leases.answered:
+                    pipe.zrem(keys.reply_alerts, *leases.answered)
+                if leases.warn_at:
+                    pipe.zadd(keys.idle_chats, leases.warn_at)
+                if leases.alert_at:
+                    pipe.zadd(keys.reply_alerts, leases.alert_at, nx=True)
+                await pipe.execute()
+        except Exception:
+            self._seen[:0] = seen  # keep them, in order, for the next try
+            raise
+
+    async def _arm_forever(self) -> None:
+        while True:
+            await self._arm.wait()
+            self._arm.clear()
+            try:
+                await self.arm_pending()
+            except Exception:
+                log.exception("arming chat timeouts failed; retrying")
+                await asyncio.sleep(_RETRY_S)
+                self._arm.set()
 
     async def sweep_once(self) -> int:
         now, acted = self.clock.now_ms(), 0
@@ -115,7 +181,7 @@ class ChatTimeouts:
         )
         return 1
 
-    async def run(self) -> None:
+    async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -124,3 +190,10 @@ class ChatTimeouts:
                 raise
             except Exception:
                 log.exception("chat timeout sweep failed")
+
+    async def run(self) -> None:
+        try:
+            await asyncio.gather(self._arm_forever(), self._sweep_forever())
+        finally:  # stopping: arm what was seen last
+            with contextlib.suppress(Exception):
+                await self.arm_pending()

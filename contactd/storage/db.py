@@ -15,8 +15,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -37,18 +37,18 @@ async def open_database(url: str, *, connect_args: Mapping[str, Any] | None = No
     if database and database != ":memory:" and not database.startswith("file:"):
         await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
     engine = create_async_engine(parsed, connect_args=args)
-    _configure_sqlite(engine)
+    _configure_sqlite(engine.sync_engine)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     """WAL, foreign keys and a busy timeout on every connection; real BEGIN/COMMIT.
 
     The sqlite3 module opens transactions lazily (and never for DDL), so we switch its own
     handling off and emit BEGIN ourselves: migrations then run in one transaction.
     """
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -59,7 +59,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -94,7 +94,7 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     # SQLite has one writer at a time: this process's writers queue here, in order, instead
     # of spinning in SQLite's busy handler (which under load gave up with "database is
     # locked" and lost work); other processes are waited for by the busy timeout.
-    async with _writer_lock(engine), engine.connect() as conn:
+    async with writer_lock(engine), engine.connect() as conn:
         await conn.execution_options(**{SQLITE_IMMEDIATE: True})
         async with conn.begin():
             yield conn
@@ -103,11 +103,30 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
-def _writer_lock(engine: AsyncEngine) -> asyncio.Lock:
+def writer_lock(engine: AsyncEngine) -> asyncio.Lock:
+    """This process's queue of SQLite writers (see ``write_transaction``)."""
     lock = _WRITER_LOCKS.get(engine.sync_engine)
     if lock is None:
         lock = _WRITER_LOCKS[engine.sync_engine] = asyncio.Lock()
     return lock
+
+
+def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
+    """A blocking engine on the same SQLite file as ``engine``, set up alike (WAL, busy
+    timeout, ``BEGIN IMMEDIATE`` on request), for code that runs a whole transaction on a
+    thread of its own in one hop; None when ``engine`` is not SQLite on a file. Use each
+    of its connections on one thread only, inside ``writer_lock(engine)``."""
+    url = engine.url
+    database = url.database or ""
+    if (
+        url.get_backend_name() != "sqlite"
+        or database in ("", ":memory:")
+        or database.startswith("file:")
+    ):
+        return None
+    sync = create_engine(url.set(drivername="sqlite"))
+    _configure_sqlite(sync)
+    return sync
 
 
 async def migrate(engine: AsyncEngine) -> None:
