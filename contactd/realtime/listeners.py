@@ -32,6 +32,7 @@ _QUEUE_MOVES = (
     rev.ContactRequeued,
     rev.ContactOverflowed,
     rev.ContactFellBack,
+    rev.ContactMoved,
     rev.OfferDeclined,
     rev.OfferExpired,
 )
