@@ -1,6 +1,7 @@
--- force_offer: a supervisor offers a waiting contact to a named agent now, whatever the
--- agent's free capacity, state (except offline) or earlier declines. The offer then runs
--- like any other: accept, decline or time out (the contact goes back to waiting).
+-- force_offer: a supervisor offers a waiting contact to a named agent now, ahead of the
+-- queue's order and whatever the agent's state (except offline), queues or earlier
+-- declines; only a free slot of the contact's channel is required (capacity is never
+-- exceeded). The offer then runs like any other: accept, decline or time out.
 -- KEYS, ARGV[1,2,4]: see _lib.lua.  ARGV[3]: {id, agent}
 -- Returns r = contact view | errors contact_not_found, contact_not_waiting, agent_not_found,
 --   agent_offline, channel_mismatch | need.
@@ -16,11 +17,11 @@ local ids = agent_queue_ids(a)
 ids[#ids + 1] = c.q
 local need = require_queues(ids)
 if need then return need end
-if c.ch == 'voice' and load_on(a, 'voice') > 0 then
-  return fail('agent_busy', 'agent ' .. A.agent .. ' is already on a call')
-end
 if (a.cap[c.ch] or 0) == 0 then
   return fail('channel_mismatch', 'agent ' .. A.agent .. ' does not take ' .. c.ch)
+end
+if load_on(a, c.ch) >= a.cap[c.ch] or (c.ch == 'chat' and not G.cdv and load_on(a, 'voice') > 0) then
+  return fail('agent_busy', 'agent ' .. A.agent .. ' has no free ' .. c.ch .. ' slot')
 end
 local old = member_of(a)
 drop_from_waiting(c)
