@@ -113,8 +113,13 @@ async def make_floor(
     floors: list[Floor] = []
 
     async def make(
-        *, clock: Clock | None = None, monitor: dict[str, Any] | None = None, **kw: Any
+        *,
+        clock: Clock | None = None,
+        monitor: dict[str, Any] | None = None,
+        users: bool = True,
+        **kw: Any,
     ) -> Floor:
+        """``users=False``: another node of the same site (the users exist already)."""
         settings = make_settings(
             site,
             monitor_queues(),
@@ -125,7 +130,7 @@ async def make_floor(
             **kw,
         )
         server = await aiohttp_server(create_app(settings, clock=clock))
-        for username, role in STAFF.items():
+        for username, role in STAFF.items() if users else ():
             await server.app[AUTH].create_user(username, PASSWORD, role, username.upper())
         floor = Floor(f"http://{server.host}:{server.port}", server.app)
         floors.append(floor)
