@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from contactd.keys import AUDIT, ENGINE
+from tests.chat_helpers import Peer
 from tests.monitor_helpers import MakeFloor, floor_guard, make_floor  # noqa: F401  (fixtures)
 
 AGENTS = ("a1", "a2", "a3", "a4")
@@ -160,3 +161,60 @@ async def test_the_live_view_is_fresh_within_a_second_on_every_node(
         await sup.wait("snapshot", arrived, since=mark)
         worst = max(worst, time.monotonic() - started)
     assert worst <= 1.0, f"the monitor was {worst:.3f} s behind"
+
+
+async def test_supervisor_joins_a_chat_silently_then_visibly(make_floor: MakeFloor) -> None:  # noqa: F811
+    floor = await make_floor()
+    customer = Peer("/customer")
+    floor.peers.append(customer)
+    await customer.connect(floor.base, {})
+    await customer.wait("hello")
+    start = await customer.ok("chat.start", {"entry_point": "home", "question": "能开发票吗"})
+    sid = start["session"]["session_id"]
+    agent = Peer("/agent")
+    floor.peers.append(agent)
+    await agent.connect(floor.base, {"token": await floor.token("a1")})
+    await agent.ok("agent.login", {"queues": ["sales"]})
+    offer = await agent.wait("offer")
+    await agent.ok("offer.accept", {"offer_id": offer["offer_id"]})
+    sup = await floor.supervisor("sup")
+
+    # silent: the transcript so far and every new message, nobody told
+    joined = await sup.ok("session.join", {"session_id": sid, "mode": "silent"})
+    assert [m["text"] for m in joined["messages"] if m["sender"]["type"] == "customer"] == [
+        "能开发票吗"
+    ]
+    assert await sup.error(
+        "session.say", {"session_id": sid, "client_msg_id": "s0", "text": "x"}
+    ) == ("invalid_state")
+    mark = customer.mark()
+    await customer.ok("message.send", {"session_id": sid, "client_msg_id": "c1", "text": "在吗"})
+    seen = await sup.wait("message", lambda d: d["message"]["text"] == "在吗")
+    assert seen["message"]["session_id"] == sid
+    assert not [
+        d for d in customer.got("message", mark) if d["message"]["sender"]["type"] == "system"
+    ]
+
+    # visible: customer and agent are told, and the supervisor's words reach both
+    await sup.ok("session.leave", {"session_id": sid})
+    await sup.ok("session.join", {"session_id": sid, "mode": "visible"})
+    await customer.wait(
+        "message", lambda d: "supervisor sup joined" in (d["message"]["text"] or "")
+    )
+    await sup.ok(
+        "session.say", {"session_id": sid, "client_msg_id": "s1", "text": "您好，我是主管"}
+    )
+    said = await customer.wait("message", lambda d: d["message"]["text"] == "您好，我是主管")
+    assert said["message"]["sender"]["id"] == "sup"
+    await agent.wait("message", lambda d: d["message"]["text"] == "您好，我是主管")
+
+    # scope and permission: a team lead of another queue cannot find it; bad input refused
+    lead = await floor.supervisor("lead")
+    assert await lead.error("session.join", {"session_id": sid}) == "session_not_found"
+    assert await sup.error("session.join", {"session_id": sid, "mode": "loud"}) == (
+        "validation_failed"
+    )
+    assert await sup.error("session.join", {"session_id": "S0"}) == "session_not_found"
+    entries = await _audit(floor, "monitor.session_joined")
+    assert sorted(e.after["mode"] for e in entries) == ["silent", "visible"]
+    assert {e.actor_name for e in entries} == {"sup"}

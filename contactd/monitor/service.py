@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contactd.monitor.actions import SupervisorActions
+from contactd.monitor.join import SessionWatch
 from contactd.monitor.live import LiveMonitor
 from contactd.monitor.reports import Reports
 from contactd.monitor.store import EventRecorder
@@ -16,3 +17,4 @@ class Monitor:
     live: LiveMonitor
     actions: SupervisorActions
     reports: Reports
+    watch: SessionWatch

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from contactd.keys import AUDIT, BUS, CLOCK, DB, ENGINE, METRICS, MONITOR, SETTINGS, SIO
+from contactd.keys import AUDIT, BUS, CLOCK, DB, ENGINE, METRICS, MONITOR, SESSIONS, SETTINGS, SIO
 from contactd.monitor.actions import SupervisorActions
+from contactd.monitor.join import SessionWatch
 from contactd.monitor.live import LiveMonitor
 from contactd.monitor.reports import Reports
 from contactd.monitor.service import Monitor
@@ -25,6 +26,7 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
         live=LiveMonitor(settings, app[CLOCK], app[ENGINE], db),
         actions=SupervisorActions(settings, app[ENGINE], app[AUDIT]),
         reports=Reports(settings, app[CLOCK], MonitorRepository(db)),
+        watch=SessionWatch(settings, app[SESSIONS], app[AUDIT]),
     )
     app[MONITOR] = monitor
     app[ENGINE].observe_call = app[METRICS].routing_call

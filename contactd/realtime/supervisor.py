@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from contactd.auth.models import AuditContext, Principal
 from contactd.auth.service import AuthService
 from contactd.errors import ContactdError, ErrorCode
 from contactd.metrics import Metrics
+from contactd.monitor.join import JoinPayload, LeavePayload, SayPayload
 from contactd.monitor.live import scoped
 from contactd.monitor.scope import scope_of_role
 from contactd.monitor.service import Monitor
@@ -37,19 +39,6 @@ def watch_room(session_id: str) -> str:
     return f"watch:{session_id}"
 
 
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class JoinPayload(_Payload):
-    session_id: str
-    mode: Literal["silent", "visible"] = "silent"
-
-
-class LeavePayload(_Payload):
-    session_id: str
-
-
 class SupervisorNamespace(Namespace):
     def __init__(
         self, settings: Settings, metrics: Metrics, auth: AuthService, routing: RoutingEngine
@@ -61,6 +50,9 @@ class SupervisorNamespace(Namespace):
         self.monitor: Monitor | None = None
         self.events = {
             "refresh": Event(None, self._refresh),
+            "session.join": Event(JoinPayload, self._join),
+            "session.leave": Event(LeavePayload, self._leave),
+            "session.say": Event(SayPayload, self._say),
         }
 
     def attach(self, monitor: Monitor) -> None:
@@ -77,7 +69,8 @@ class SupervisorNamespace(Namespace):
         if not who.can("monitor.view"):
             raise refuse(ErrorCode.forbidden, "this needs the permission 'monitor.view'")
         role = who.role if who.kind == "staff" else None
-        await self.save_session(sid, {"role": role, "name": who.name, "kind": who.kind})
+        ip = environ.get("REMOTE_ADDR") if isinstance(environ, dict) else None
+        await self.save_session(sid, {"role": role, "who": who, "ip": ip, "joined": {}})
         await self.enter_room(sid, ROOM)
         await self.enter_room(sid, role_room(role))
         await self.emit("snapshot", await self.snapshot(role), to=sid)
@@ -94,6 +87,38 @@ class SupervisorNamespace(Namespace):
     async def _refresh(self, sid: str, _: Any) -> Ack:
         session = await self.get_session(sid)
         return ok(snapshot=await self.snapshot(session.get("role")))
+
+    async def _ctx(self, sid: str) -> tuple[dict[str, Any], AuditContext]:
+        state = await self.get_session(sid)
+        who: Principal = state["who"]
+        return state, AuditContext(actor=who, ip=state.get("ip"))
+
+    def _watch(self) -> Any:
+        if self.monitor is None:
+            raise ContactdError(ErrorCode.unavailable, "the monitor is starting; try again")
+        return self.monitor.watch
+
+    async def _join(self, sid: str, req: JoinPayload) -> Ack:
+        state, ctx = await self._ctx(sid)
+        record, messages = await self._watch().join(ctx, req.session_id, req.mode)
+        state["joined"][req.session_id] = req.mode
+        await self.enter_room(sid, watch_room(req.session_id))
+        return ok(session=dump(record), messages=[dump(m) for m in messages], mode=req.mode)
+
+    async def _leave(self, sid: str, req: LeavePayload) -> Ack:
+        state, ctx = await self._ctx(sid)
+        mode = state["joined"].pop(req.session_id, None)
+        if mode is None:
+            raise ContactdError(ErrorCode.invalid_state, "you have not joined that session")
+        await self.leave_room(sid, watch_room(req.session_id))
+        await self._watch().leave(ctx, req.session_id, mode)
+        return ok()
+
+    async def _say(self, sid: str, req: SayPayload) -> Ack:
+        state, ctx = await self._ctx(sid)
+        if state["joined"].get(req.session_id) != "visible":
+            raise ContactdError(ErrorCode.invalid_state, "join the session visibly to write")
+        return ok(message=dump(await self._watch().say(ctx, req)))
 
     async def snapshot(self, role: str | None) -> dict[str, Any]:
         if self.monitor is None:  # not wired (a bare namespace in a test): routing only
