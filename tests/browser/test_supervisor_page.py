@@ -66,6 +66,14 @@ def test_supervisor_watches_the_floor_and_acts_on_it(pages: Pages, server: Serve
     expect(presales.get_by_test_id("answered")).to_have_text("1")
     expect(monitor.get_by_test_id("alert-presales-longest_wait")).to_have_count(0)
 
+    # the supervisor joins the chat visibly and writes to the customer
+    sessions.get_by_test_id("join").click()
+    expect(monitor.get_by_test_id("watch-messages")).to_contain_text("耳机左边没有声音")
+    monitor.get_by_test_id("watch-input").fill("您好，我是主管，马上为您处理")
+    monitor.get_by_test_id("watch-send").click()
+    expect(customer.get_by_test_id("cd-text").last).to_have_text("您好，我是主管，马上为您处理")
+    expect(monitor.get_by_test_id("watch-messages")).to_contain_text("马上为您处理")
+
     # the supervisor drains the agent: they keep the chat, take nothing new
     agent_row.get_by_test_id("drain").click()
     expect(agent_row.get_by_test_id("state")).to_contain_text("draining")

@@ -20,6 +20,7 @@ const app = {
   receivedAt: 0,
   window: "15m",
   history: [], // [{t, waiting: {queue: n}}]
+  watching: null, // {session_id, mode}
   timer: null,
 };
 
@@ -155,6 +156,7 @@ function start() {
     else setConn(false);
   });
   socket.on("snapshot", onSnapshot);
+  socket.on("message", (p) => p && p.message && addMessage(p.message));
   socket.on("alert", (a) => toast(`回复超时 · reply overdue: ${a.session_id} (${a.agent_id}, ${a.waiting_s}s)`, "error"));
   app.timer = setInterval(tick, 1000);
 }
@@ -328,9 +330,70 @@ function renderSessions() {
         h("td", {}, s.agent_id),
         h("td", {}, s.channel),
         h("td", {}, s.accepted_at ? new Date(s.accepted_at).toLocaleTimeString() : "—"),
+        h("td", { class: "sv-actions" }, can("monitor.join") && s.session_id && s.channel === "chat" ? [
+          h("button", { class: "btn small", type: "button", "data-testid": "listen", onclick: () => joinSession(s.session_id, "silent") }, "旁听 Listen"),
+          h("button", { class: "btn small", type: "button", "data-testid": "join", onclick: () => joinSession(s.session_id, "visible") }, "介入 Join"),
+        ] : null),
       ),
     );
   }
+}
+
+// ------------------------------------------------------------ join a chat --
+function emit(event, payload) {
+  return new Promise((resolve) => {
+    if (!app.socket || !app.socket.connected) {
+      resolve({ ok: false, error: { code: "disconnected", message: "not connected" } });
+      return;
+    }
+    app.socket.timeout(10000).emit(event, payload, (err, res) =>
+      resolve(err ? { ok: false, error: { code: "timeout", message: "no answer" } } : res));
+  });
+}
+
+async function joinSession(sessionId, mode) {
+  if (app.watching) await leaveSession();
+  const res = await emit("session.join", { session_id: sessionId, mode });
+  if (!res.ok) {
+    toast(`介入 Join: ${res.error.message}`, "error");
+    return;
+  }
+  app.watching = { session_id: sessionId, mode };
+  $("#watch").hidden = false;
+  $("#watch-form").hidden = mode !== "visible";
+  $("#watch-title").textContent = `${mode === "visible" ? "介入中 Joined" : "旁听中 Listening"} · ${sessionId} `;
+  $("#watch-messages").textContent = "";
+  for (const m of res.messages) addMessage(m);
+}
+
+async function leaveSession() {
+  const w = app.watching;
+  app.watching = null;
+  $("#watch").hidden = true;
+  if (w) await emit("session.leave", { session_id: w.session_id });
+}
+
+function addMessage(m) {
+  if (!app.watching || m.session_id !== app.watching.session_id) return;
+  const who = m.sender.name || m.sender.type;
+  const list = $("#watch-messages");
+  list.append(h("li", { class: `sv-msg ${m.sender.type}`, "data-testid": "watch-message" },
+    h("b", {}, who), " ", m.text || `[${m.kind}]`));
+  list.scrollTop = list.scrollHeight;
+}
+
+async function onSay(ev) {
+  ev.preventDefault();
+  const input = ev.currentTarget.text;
+  const text = input.value.trim();
+  if (!text || !app.watching) return;
+  const res = await emit("session.say", {
+    session_id: app.watching.session_id,
+    client_msg_id: `sup-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
+    text,
+  });
+  if (res.ok) input.value = "";
+  else toast(res.error.message, "error");
 }
 
 // ---------------------------------------------------------------- charts --
@@ -432,6 +495,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#login-form").addEventListener("submit", onLoginSubmit);
   $("#logout").addEventListener("click", () => signOut());
   $("#report-form").addEventListener("submit", onReport);
+  $("#watch-form").addEventListener("submit", onSay);
+  $("#watch-leave").addEventListener("click", leaveSession);
   for (const b of document.querySelectorAll("[data-window]")) b.addEventListener("click", () => setWindow(b.dataset.window));
   setWindow(app.window);
   const saved = sessionStorage.getItem(AUTH_KEY);
