@@ -10,7 +10,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -160,12 +161,14 @@ def _queue_stats(c: dict[str, int]) -> QueueStats:
 def _count(
     rules: Rules,
     row: EventRow,
+    qid: str,
+    v: int,
     q: dict[str, int],
     extra_queue: dict[str, int] | None,
     ag: dict[str, int] | None,
 ) -> None:
-    """Apply one event to its queue's (and agent's) counters."""
-    t, v = row.type, row.value_ms or 0
+    """Apply one event (of queue ``qid``, value ``v``) to its queue's and agent's counters."""
+    t = row.type
     if t == "contact.enqueued":
         q["offered"] += 1
     elif t in _MOVES:
@@ -180,10 +183,10 @@ def _count(
     elif t == "offer.accepted":
         q["answered"] += 1
         q["wait_ms_total"] += v
-        q["answered_in_sl"] += answered_in_sl(rules, row.queue_id or "", v)
+        q["answered_in_sl"] += answered_in_sl(rules, qid, v)
     elif t == "contact.abandoned":
         q["abandoned"] += 1
-        kind = abandon_kind(rules, row.queue_id or "", v)
+        kind = abandon_kind(rules, qid, v)
         if kind != "after_sl":
             q["abandoned_short" if kind == "short" else "abandoned_in_sl"] += 1
     elif t == "contact.ended":
@@ -276,31 +279,38 @@ def _agent_stats(c: dict[str, int], in_state: dict[str, int]) -> AgentStats:
 def compute(
     rows: Iterable[EventRow], buckets: Sequence[Window], rules: Rules, now: int
 ) -> list[BucketStats]:
-    """Stats per bucket (windows sorted, not overlapping). ``rows`` may start before the
-    first bucket (state before it and contacts still open are taken from them); states
-    and contacts still open count until ``now``, never into the future."""
+    """Stats per window. Windows may overlap (the live 15 min / 60 min / today: one pass
+    serves all three) or be sorted and disjoint (report buckets: found by bisection).
+    ``rows`` may start before the first window (state before it and contacts still open
+    are taken from them); states and contacts still open count until ``now``, never into
+    the future."""
     ordered = sorted(rows, key=lambda r: (r.at, r.id))
     starts = [b.start for b in buckets]
+    disjoint = all(a.end <= b.start for a, b in pairwise(buckets))
     qc: list[dict[str, dict[str, int]]] = [defaultdict(lambda: defaultdict(int)) for _ in buckets]
     ac: list[dict[str, dict[str, int]]] = [defaultdict(lambda: defaultdict(int)) for _ in buckets]
     ended: dict[str, EventRow] = {}  # contact → its contact.ended row (for the wrap-up)
     for row in ordered:
+        qid, v = row.queue_id, row.value_ms or 0
         if row.type == "contact.ended" and row.contact_id:
             ended[row.contact_id] = row
         elif row.type == "wrap_up.ended":
             end = ended.pop(row.contact_id or "", None)
             if end is None:
                 continue  # its contact ended before the rows we were given
-            row = replace(row, queue_id=end.queue_id, value_ms=row.at - end.at)
-        i = bisect_right(starts, row.at) - 1
-        if i < 0 or row.at >= buckets[i].end:
-            continue
-        q = qc[i][row.queue_id] if row.queue_id else defaultdict(int)
+            qid, v = end.queue_id, row.at - end.at
+        if disjoint:
+            i = bisect_right(starts, row.at) - 1
+            hits = [i] if i >= 0 and row.at < buckets[i].end else []
+        else:
+            hits = [i for i, b in enumerate(buckets) if b.start <= row.at < b.end]
         moved_to = row.detail if row.type in _MOVES and row.detail != "message" else None
-        extra = qc[i][moved_to] if moved_to else None
-        ag = ac[i][row.agent_id] if row.agent_id else None
-        _count(rules, row, q, extra, ag)
-    timelines = _timelines(ordered, min(buckets[-1].end, now) if buckets else now)
+        for i in hits:
+            q = qc[i][qid] if qid else defaultdict(int)
+            extra = qc[i][moved_to] if moved_to else None
+            ag = ac[i][row.agent_id] if row.agent_id else None
+            _count(rules, row, qid or "", v, q, extra, ag)
+    timelines = _timelines(ordered, min(max((b.end for b in buckets), default=now), now))
     out = []
     for i, w in enumerate(buckets):
         agents: dict[str, AgentStats] = {}

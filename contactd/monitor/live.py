@@ -103,9 +103,8 @@ class LiveMonitor:
         since = windows["today"].start - LOOKBACK_MS  # fixed for the day: the cache tops up
         rows = list(await self.cache.rows(since))
         rows += await self.cache.repo.first_responses(windows["today"].start, now + 1)
-        return windows, {
-            name: compute(rows, [windows[name]], self.rules, now)[0] for name in LIVE_WINDOWS
-        }
+        out = compute(rows, [windows[name] for name in LIVE_WINDOWS], self.rules, now)
+        return windows, dict(zip(LIVE_WINDOWS, out, strict=True))
 
     async def snapshot(self) -> MonitorSnapshot:
         now = self.clock.now_ms()
