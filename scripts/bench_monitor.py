@@ -177,14 +177,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             compute(rows, list(windows.values()), RULES, NOW)
 
         cache = EventCache(repo)
-        await cache.rows(day.start - 12 * 3_600_000)
+        await cache.rows(day.start - 12 * 3_600_000, NOW)
         extra = iter(synthetic_day(10 * args.repeat * 2, args.seed + 1))
 
         async def warm() -> None:
             for _ in range(10):
                 recorder.on_event(next(extra))
             await recorder.flush()
-            rows = await cache.rows(day.start - 12 * 3_600_000)
+            rows = await cache.rows(day.start - 12 * 3_600_000, NOW)
             compute(rows, list(windows.values()), RULES, NOW)
 
         async def bare() -> None:

@@ -101,11 +101,11 @@ async def test_recorded_events_come_back_for_any_window(db) -> None:  # type: ig
 
     # the live cache tops up by id: a later event appears without re-reading everything
     cache = EventCache(repo)
-    first = await cache.rows(t0 - H)
+    first = await cache.rows(t0 - H, t0 + 2 * H)
     assert len(first) == 6
     recorder.on_event(_state(t0 + H + 5_000, "a1", "away", "available"))
     await recorder.flush()
-    again = await cache.rows(t0 - H)
+    again = await cache.rows(t0 - H, t0 + 2 * H)
     assert len(again) == 7 and max(r.at for r in again) == t0 + H + 5_000
 
 
@@ -125,3 +125,30 @@ def test_nothing_counts_into_the_future() -> None:
     ]
     [out] = compute(rows, [Window(0, 24 * H)], RULES, now=H)
     assert out.agents["a"].time_in_state_ms["away"] == H
+
+
+async def test_live_cache_finds_a_batch_committed_late_with_lower_ids(db) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL two nodes' batches can commit out of id order."""
+    from contactd.storage.tables import monitor_events
+
+    now = 1_795_000_000_000
+    row = {
+        "type": "contact.enqueued",
+        "queue_id": "q",
+        "agent_id": None,
+        "contact_id": "c",
+        "value_ms": None,
+        "detail": "0",
+        "previous": None,
+    }
+    async with db.begin() as conn:
+        await conn.execute(
+            monitor_events.insert(),
+            [{**row, "id": 1000 + i, "at": now - 600_000 + i} for i in range(300)],
+        )
+    cache = EventCache(MonitorRepository(db))
+    assert len(await cache.rows(now - H, now)) == 300
+    async with db.begin() as conn:  # the other node's batch: ids below what was read
+        await conn.execute(monitor_events.insert(), [{**row, "id": 10, "at": now - 1_000}])
+    rows = await cache.rows(now - H, now)
+    assert len(rows) == 301 and 10 in {r.id for r in rows}

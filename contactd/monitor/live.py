@@ -101,7 +101,7 @@ class LiveMonitor:
     async def stats(self, now: int) -> tuple[dict[LiveWindow, Window], dict[LiveWindow, Any]]:
         windows = live_windows(now, self.tz)
         since = windows["today"].start - LOOKBACK_MS  # fixed for the day: the cache tops up
-        rows = list(await self.cache.rows(since))
+        rows = list(await self.cache.rows(since, now))
         rows += await self.cache.repo.first_responses(windows["today"].start, now + 1)
         out = compute(rows, [windows[name] for name in LIVE_WINDOWS], self.rules, now)
         return windows, dict(zip(LIVE_WINDOWS, out, strict=True))

@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 LOOKBACK_MS = 12 * 3600 * 1000  # how far back state and open contacts are looked for
 _BATCH = 500
-_OVERLAP = 200  # ids re-read each poll: rows committed out of id order are not missed
+# each poll re-reads the last ids and the last seconds: rows committed out of id order
+# (PostgreSQL sequences, several nodes writing) are not missed
+_OVERLAP = 200
+_RECENT_MS = 30_000
 
 
 def row_of(event: BaseModel) -> dict[str, Any] | None:
@@ -160,11 +163,15 @@ class MonitorRepository:
         rows += await self.last_states_before(since)
         return rows + await self.first_responses(start, end)
 
-    async def rows_after(self, id_floor: int, since: int) -> list[EventRow]:
+    async def rows_after(self, id_floor: int, since: int, recent: int) -> list[EventRow]:
+        """Rows from ``since`` with an id above ``id_floor`` or stamped from ``recent`` on
+        (a batch committed late, with lower ids than rows already read, is still found)."""
         t = monitor_events
         async with self.db.connect() as conn:
             res = await conn.execute(
-                sa.select(t).where(t.c.id > id_floor, t.c.at >= since).order_by(t.c.id)
+                sa.select(t)
+                .where(t.c.at >= since, sa.or_(t.c.id > id_floor, t.c.at >= recent))
+                .order_by(t.c.id)
             )
             return [_event_row(r) for r in res]
 
@@ -218,13 +225,14 @@ class EventCache:
         self._since = -1
         self._max_id = 0
 
-    async def rows(self, since: int) -> Sequence[EventRow]:
+    async def rows(self, since: int, now: int) -> Sequence[EventRow]:
         if since != self._since:
             # a new day (or first use): start again from what the window needs
             self._rows = {r.id: r for r in await self.repo.last_states_before(since)}
             self._max_id = 0
             self._since = since
-        for r in await self.repo.rows_after(max(0, self._max_id - _OVERLAP), since):
+        floor = max(0, self._max_id - _OVERLAP)
+        for r in await self.repo.rows_after(floor, since, now - _RECENT_MS):
             self._rows[r.id] = r
             self._max_id = max(self._max_id, r.id)
         return list(self._rows.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from pydantic import BaseModel
@@ -145,8 +146,11 @@ class SupervisorNamespace(Namespace):
                 if not self.server.manager.rooms.get(self.namespace, {}).get(ROOM):
                     continue  # nobody watching on this node: nodes with changes push
             self.dirty.clear()
+            started = time.monotonic()
             try:
                 await self.push()
             except Exception:
                 log.exception("supervisor push failed")
-            await asyncio.sleep(self.settings.monitor.push_interval_s)
+            # never more than half the time pushing, however big the day gets
+            spent = time.monotonic() - started
+            await asyncio.sleep(max(self.settings.monitor.push_interval_s, spent))
