@@ -218,3 +218,28 @@ async def test_supervisor_joins_a_chat_silently_then_visibly(make_floor: MakeFlo
     entries = await _audit(floor, "monitor.session_joined")
     assert sorted(e.after["mode"] for e in entries) == ["silent", "visible"]
     assert {e.actor_name for e in entries} == {"sup"}
+
+
+async def test_reply_overdue_alerts_reach_only_supervisors_who_see_the_agent(
+    make_floor: MakeFloor,  # noqa: F811
+) -> None:
+    floor = await make_floor(im={"agent_response_alert_s": 0.5})
+    sup = await floor.supervisor("sup")
+    lead = await floor.supervisor("lead")  # team north: a3, a4
+    customer = Peer("/customer")
+    floor.peers.append(customer)
+    await customer.connect(floor.base, {})
+    await customer.wait("hello")
+    start = await customer.ok("chat.start", {"entry_point": "home"})
+    sid = start["session"]["session_id"]
+    agent = Peer("/agent")
+    floor.peers.append(agent)
+    await agent.connect(floor.base, {"token": await floor.token("a1")})  # team south
+    await agent.ok("agent.login", {"queues": ["sales"]})
+    offer = await agent.wait("offer")
+    await agent.ok("offer.accept", {"offer_id": offer["offer_id"]})
+    await customer.ok("message.send", {"session_id": sid, "client_msg_id": "c1", "text": "在吗"})
+    alert = await sup.wait("alert")
+    assert (alert["session_id"], alert["agent_id"]) == (sid, "a1")
+    await agent.wait("alert")  # the agent is told too
+    assert lead.got("alert") == []

@@ -16,7 +16,6 @@ from contactd.errors import ContactdError
 from contactd.realtime.agent import agent_room
 from contactd.realtime.customer import session_room
 from contactd.realtime.gateway import dump
-from contactd.realtime.supervisor import ROOM as SUPERVISORS
 from contactd.realtime.supervisor import SupervisorNamespace, watch_room
 from contactd.routing import events as rev
 from contactd.routing.service import RoutingEngine
@@ -103,7 +102,7 @@ class SocketListeners:
                 await self.sio.emit(
                     "alert", alert, room=agent_room(event.agent_id), namespace="/agent"
                 )
-                await self.sio.emit("alert", alert, room=SUPERVISORS, namespace="/supervisor")
+                await self.supervisor.alert(alert, event.agent_id)
             case sev.CustomerNotice():
                 await self.sio.emit(
                     "notice",

@@ -128,13 +128,22 @@ class SupervisorNamespace(Namespace):
         snap = await self.monitor.live.snapshot()
         return dump(scoped(snap, scope_of_role(self.settings, role)))
 
+    def _roles(self) -> list[str | None]:
+        """Every role room a supervisor can be in (None: API keys)."""
+        return [r for r, p in self.settings.roles.items() if "monitor.view" in p] + [None]
+
+    async def alert(self, alert: dict[str, Any], agent_id: str) -> None:
+        """An alert about an agent's chat, to the supervisors whose scope has the agent."""
+        for role in self._roles():
+            if scope_of_role(self.settings, role).sees_agent(agent_id):
+                await self.emit("alert", alert, room=role_room(role))
+
     async def push(self) -> None:
         if self.monitor is None:
             await self.emit("snapshot", await self.snapshot(None), room=ROOM)
             return
         snap = await self.monitor.live.snapshot()
-        roles: list[str | None] = [r for r, p in self.settings.roles.items() if "monitor.view" in p]
-        for role in [*roles, None]:
+        for role in self._roles():
             view = scoped(snap, scope_of_role(self.settings, role))
             await self.emit("snapshot", dump(view), room=role_room(role))
 
