@@ -292,3 +292,26 @@ async def test_windows_count_only_what_happened_in_them(make_floor: MakeFloor) -
     assert stats["today"]["service_level2"] == 1.0  # one abandon within T, the short left out
     queue = snap["queues"][0]
     assert queue["waiting"] == 1 and queue["waiting_list"][0]["contact_id"] == "new"
+
+
+async def test_alert_lines_per_queue(make_floor: MakeFloor) -> None:  # noqa: F811
+    clock = ManualClock()
+    floor = await make_floor(
+        clock=clock,
+        monitor={
+            "alerts": {"longest_wait_s": 600, "service_level": 0.9},
+            "queue_alerts": {"support": {"longest_wait_s": 10, "service_level": 0.5}},
+        },
+    )
+    engine = floor.app[ENGINE]
+    await engine.login("a1", queues=["sales"], state="away")
+    await engine.enqueue("sales", contact_id="late")
+    clock.advance(30)  # answered after 30 s: over T = 20 s, SL 0 %
+    offer = await engine.force_offer("late", "a1")
+    await engine.accept(offer.offer_id or "", "a1")
+    await engine.enqueue("support", contact_id="waits")
+    clock.advance(11)  # over support's own line of 10 s
+    await floor.app[MONITOR].recorder.flush()
+    snap = await floor.app[MONITOR].live.snapshot()
+    alerts = {q.queue_id: q.alerts for q in snap.queues}
+    assert alerts == {"sales": ["service_level"], "support": ["longest_wait"], "phone": []}
