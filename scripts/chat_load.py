@@ -115,6 +115,8 @@ async def agent(
             await sio.call("agent.state", {"state": "away", "reason": "break"}, namespace="/agent")
             await asyncio.sleep(rng.uniform(5, 20))
             await sio.call("agent.state", {"state": "available"}, namespace="/agent")
+    if tasks:  # finish the chats in hand before signing out
+        await asyncio.wait(set(tasks), timeout=60)
     await sio.call("agent.state", {"state": "offline"}, namespace="/agent")
     await sio.disconnect()
 
@@ -141,6 +143,7 @@ async def customer(url: str, n: int, rng: random.Random, tally: Tally) -> None:
         )
         if not ack.get("ok"):
             tally.counts["refused"] += 1
+            tally.problems[f"refused: {ack.get('error', {}).get('code')}"] += 1
             return
         tally.counts["started"] += 1
         sid = ack["session"]["session_id"]
