@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+import contactd.api.routes_monitor  # registers --- monitor ---
+import contactd.api.routes_reports  # noqa: F401  (registers) --- monitor ---
 from contactd.api import routes_auth, routes_im, routes_routing  # noqa: F401  (registers)
 from contactd.api.edge import errors_middleware, metrics_middleware
 from contactd.api.registry import api
@@ -42,6 +44,8 @@ from contactd.keys import (
     VISITORS,
 )
 from contactd.metrics import Metrics
+from contactd.monitor.definitions import rules_of
+from contactd.monitor.wiring import monitor_ctx
 from contactd.realtime.presence import CustomerPresence
 from contactd.realtime.server import build_realtime, make_server, running
 from contactd.routing.service import RoutingEngine
@@ -169,13 +173,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[BUS] = Bus()
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(rules_of(settings))  # --- monitor: SL rules ---
     app[DRAINING] = [False]
     app[BUS].subscribe(app[METRICS].observe)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(chat_ctx)
     app.cleanup_ctx.append(sweeper_ctx)
+    app.cleanup_ctx.append(monitor_ctx)  # --- monitor ---
     redis_url = settings.redis_url or EmbeddedRedis(settings.data_dir).url
     app[SIO] = make_server(redis_url, settings, app)
     app.on_shutdown.append(_start_draining)

@@ -43,6 +43,11 @@ class ErrorCode(StrEnum):
     user_exists = "user_exists"
     user_disabled = "user_disabled"
     unknown_role = "unknown_role"
+    # --- monitor ---
+    contact_not_waiting = "contact_not_waiting"
+    channel_mismatch = "channel_mismatch"
+    out_of_scope = "out_of_scope"
+    session_not_found = "session_not_found"
 
 
 _STATUS: dict[ErrorCode, int] = {
@@ -76,6 +81,11 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.user_exists: 409,
     ErrorCode.user_disabled: 403,
     ErrorCode.unknown_role: 422,
+    # --- monitor ---
+    ErrorCode.contact_not_waiting: 409,
+    ErrorCode.channel_mismatch: 422,
+    ErrorCode.out_of_scope: 403,
+    ErrorCode.session_not_found: 404,
 }
 
 

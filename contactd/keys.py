@@ -16,6 +16,7 @@ from contactd.channels.uploads import Uploads
 from contactd.clock import Clock
 from contactd.directory.base import Directory
 from contactd.metrics import Metrics
+from contactd.monitor.service import Monitor
 from contactd.routing.service import RoutingEngine
 from contactd.sessions.service import SessionService
 from contactd.settings import Settings
@@ -36,3 +37,4 @@ DIRECTORY = web.AppKey("directory", Directory)
 UPLOADS = web.AppKey("uploads", Uploads)
 VISITORS = web.AppKey("visitors", VisitorAuth)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+MONITOR = web.AppKey("monitor", Monitor)  # --- monitor ---

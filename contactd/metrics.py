@@ -8,15 +8,21 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
 
+from contactd.monitor.definitions import Rules, abandon_kind, answered_in_sl
 from contactd.routing import events as ev
+from contactd.routing.scripts import SCRIPT_NAMES
 
 _WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 _HANDLE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600)
 
 
+_CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, rules: Rules | None = None) -> None:
         self.registry = CollectorRegistry()
+        self.rules = rules or Rules(service_level_ms={}, short_abandon_ms=5000)
         r = self.registry
         self.http_requests = Counter(
             "contactd_http_requests",
@@ -93,32 +99,93 @@ class Metrics:
             registry=r,
         )
         self.agents = Gauge("contactd_agents", "Agents by state (at scrape)", ["state"], registry=r)
+        # --- monitor --- (definitions: docs/metrics.md)
+        self.offered = Counter(
+            "contactd_contacts_offered",
+            "Contacts offered to a queue (arrived, moved or overflowed in, re-offered)",
+            ["queue"],
+            registry=r,
+        )
+        self.answered = Counter(
+            "contactd_contacts_answered",
+            "Contacts answered (offer accepted), by whether within the queue's SL time",
+            ["queue", "within_sl"],
+            registry=r,
+        )
+        self.abandoned = Counter(
+            "contactd_contacts_abandoned",
+            "Contacts abandoned while waiting: short (left out of SL), in_sl, after_sl",
+            ["queue", "kind"],
+            registry=r,
+        )
+        self.moved = Counter(
+            "contactd_contacts_moved",
+            "Waiting contacts moved out of a queue (supervisor move or overflow)",
+            ["queue", "how"],
+            registry=r,
+        )
+        self.dispatch_seconds = Histogram(
+            "contactd_dispatch_latency_seconds",
+            "Routing operation latency (one atomic Redis function call) by operation",
+            ["op"],
+            buckets=_CALL_BUCKETS,
+            registry=r,
+        )
+        self.active_sessions = Gauge(
+            "contactd_active_sessions",
+            "Contacts being handled by an agent (at scrape)",
+            ["channel"],
+            registry=r,
+        )
+        self.webhook_events = Counter(
+            "contactd_webhook_events",
+            "Inbound webhooks (IVR and other systems) by source and result",
+            ["source", "result"],
+            registry=r,
+        )
+        self.payouts = Counter(
+            "contactd_payouts",
+            "Compensation payouts by outcome (paid, failed, refused, retried)",
+            ["outcome"],
+            registry=r,
+        )
+        # ---
 
     def observe(self, event: BaseModel) -> None:
         """Bus listener: routing events → counters."""
         match event:
             case ev.ContactEnqueued(queue_id=q):
                 self.enqueued.labels(q).inc()
+                self.offered.labels(q).inc()
             case ev.OfferCreated(queue_id=q):
                 self.offers.labels(q, "created").inc()
             case ev.OfferAccepted(queue_id=q, waited_ms=w):
                 self.offers.labels(q, "accepted").inc()
                 self.wait_seconds.labels(q).observe(w / 1000)
+                within = answered_in_sl(self.rules, q, w)
+                self.answered.labels(q, "true" if within else "false").inc()
             case ev.OfferDeclined(queue_id=q):
                 self.offers.labels(q, "declined").inc()
             case ev.OfferExpired(queue_id=q):
                 self.offers.labels(q, "expired").inc()
             case ev.OfferRevoked(queue_id=q):
                 self.offers.labels(q, "revoked").inc()
-            case ev.ContactRequeued(queue_id=q, reason=reason):
+            case ev.ContactRequeued(queue_id=q, reason=reason, was=was):
                 self.requeued.labels(q, reason).inc()
+                if was == "active":
+                    self.offered.labels(q).inc()
             case ev.ContactEnded(queue_id=q, handle_ms=h):
                 self.finished.labels(q, "ended").inc()
                 self.handle_seconds.labels(q).observe(h / 1000)
-            case ev.ContactAbandoned(queue_id=q):
+            case ev.ContactAbandoned(queue_id=q, waited_ms=w):
                 self.finished.labels(q, "abandoned").inc()
+                self.abandoned.labels(q, abandon_kind(self.rules, q, w)).inc()
             case ev.ContactOverflowed(queue_id=q, to="message"):
                 self.finished.labels(q, "left_message").inc()
+            case ev.ContactOverflowed(queue_id=q, to=to) | ev.ContactMoved(queue_id=q, to=to):
+                how = "moved" if isinstance(event, ev.ContactMoved) else "overflow"
+                self.moved.labels(q, how).inc()
+                self.offered.labels(to).inc()
             case ev.AgentStateChanged(state=state, reason=reason):
                 self.agent_state_changes.labels(state, _bounded_reason(reason)).inc()
             case _:
@@ -131,6 +198,13 @@ class Metrics:
     def set_agent_states(self, counts: dict[str, int]) -> None:
         for state in ("offline", "available", "away", "wrap_up"):
             self.agents.labels(state).set(counts.get(state, 0))
+
+    def routing_call(self, op: str, seconds: float) -> None:
+        self.dispatch_seconds.labels(op if op in SCRIPT_NAMES else "other").observe(seconds)
+
+    def set_active_sessions(self, counts: dict[str, int]) -> None:
+        for channel in ("chat", "voice"):
+            self.active_sessions.labels(channel).set(counts.get(channel, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -148,6 +222,8 @@ _KNOWN_REASONS = frozenset(
         "meeting",
         "training",
         "supervisor",
+        "draining",
+        "drained",
     }
 )
 

@@ -36,6 +36,10 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "staff.manage",
         "apikeys.manage",
         "audit.view",
+        # --- monitor ---
+        "monitor.act",  # supervisor actions: agent state, drain, move, force-offer
+        "monitor.join",  # join a chat silently or visibly
+        "reports.view",
     }
 )
 
@@ -66,6 +70,14 @@ DEFAULT_ROLES: dict[str, list[str]] = {
     "qa": ["queues.view", "agents.view", "contacts.view"],
     "admin": sorted(ALL_PERMISSIONS),
 }
+# --- monitor ---
+_MONITOR_GRANTS: dict[str, tuple[str, ...]] = {
+    "team_lead": ("monitor.act", "monitor.join", "reports.view"),
+    "supervisor": ("monitor.act", "monitor.join", "reports.view"),
+    "qa": ("monitor.join", "reports.view"),
+}
+for _role, _perms in _MONITOR_GRANTS.items():
+    DEFAULT_ROLES[_role] = [*DEFAULT_ROLES[_role], *_perms]
 
 
 class _Frozen(BaseModel):
@@ -156,6 +168,43 @@ class ImSettings(_Frozen):
     vip_priority: int = Field(default=5, ge=0, le=9)
 
 
+# --- monitor ---
+class MonitorScope(_Frozen):
+    """What one role sees on the live monitor and may act on; ``"*"`` = everything."""
+
+    queues: list[str] = Field(default_factory=lambda: ["*"])
+    teams: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class MonitorAlert(_Frozen):
+    longest_wait_s: float = Field(default=60.0, gt=0, description="alert above this wait")
+    service_level: float = Field(default=0.8, ge=0, le=1, description="alert below this SL")
+
+
+class MonitorSettings(_Frozen):
+    """Supervisor live monitor, reports and metric definitions (docs/metrics.md)."""
+
+    short_abandon_s: float = Field(
+        default=5.0, ge=0, description="abandons sooner than this are left out of SL/SL2"
+    )
+    push_interval_s: float = Field(
+        default=0.5, gt=0, le=1.0, description="shortest gap between two live pushes"
+    )
+    teams: dict[str, list[str]] = Field(
+        default_factory=dict, description="team name → agent usernames"
+    )
+    scopes: dict[str, MonitorScope] = Field(
+        default_factory=dict, description="role → queues and teams it sees (unlisted: all)"
+    )
+    alerts: MonitorAlert = MonitorAlert()
+    queue_alerts: dict[str, MonitorAlert] = Field(
+        default_factory=dict, description="queue id → its own alert lines"
+    )
+
+    def alert_for(self, queue_id: str) -> MonitorAlert:
+        return self.queue_alerts.get(queue_id, self.alerts)
+
+
 DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
     QueueConfig(id="presales", name="售前咨询 Pre-sales", strategy="idle"),
     QueueConfig(
@@ -199,6 +248,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     im: ImSettings = ImSettings()
     directory: DirectorySettings = DirectorySettings()
+    monitor: MonitorSettings = MonitorSettings()  # --- monitor ---
     timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")
     secret_key: str | None = Field(
         default=None, description="signs visitor tokens; generated under data_dir when unset"
@@ -246,6 +296,18 @@ class Settings(BaseSettings):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {self.timezone!r}") from exc
+        # --- monitor ---
+        m = self.monitor
+        for role, scope in m.scopes.items():
+            for qid in scope.queues:
+                if qid != "*" and qid not in ids:
+                    raise ValueError(f"monitor.scopes.{role} names unknown queue {qid!r}")
+            for team in scope.teams:
+                if team != "*" and team not in m.teams:
+                    raise ValueError(f"monitor.scopes.{role} names unknown team {team!r}")
+        for qid in m.queue_alerts:
+            if qid not in ids:
+                raise ValueError(f"monitor.queue_alerts names unknown queue {qid!r}")
         for role, perms in self.roles.items():
             unknown = sorted(set(perms) - ALL_PERMISSIONS)
             if unknown:

@@ -3,7 +3,8 @@
 # redis-server (the embedded default and the tests' private Redis), python3-venv, and
 # nodejs + npm (only to fetch the browser pages' socket.io-client at install time).
 # With --test (or CONTACTD_TEST_DEPS=1) also Debian's chromium, which the real-browser
-# tests drive through Playwright (Playwright's own browser downloads are not used).
+# tests drive through Playwright (Playwright's own browser downloads are not used), and
+# prometheus for its promtool (the metrics test runs `promtool check metrics`).
 # Uses sudo when not root; never prompts when CI=true.
 set -euo pipefail
 
@@ -22,6 +23,8 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "$want_test" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # promtool (checks the /metrics exposition in tests) comes with Debian's prometheus
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -126,6 +126,7 @@ BACKGROUND_TASKS = frozenset(
         "queue-positions",
         "chat-timeouts",
         "message-log-writer",
+        "monitor-recorder",  # --- monitor ---
     }
 )
 

@@ -41,7 +41,11 @@ async def metrics(request: web.Request) -> web.Response:
         snap = await engine.queue_snapshot(q.id, head=0)
         depths.append((q.id, snap.waiting))
     m.set_queue_depths(depths)
-    m.set_agent_states(dict(Counter(a.state for a in await engine.agents())))
+    agents = await engine.agents()
+    m.set_agent_states(dict(Counter(a.state for a in agents)))
+    m.set_active_sessions(
+        dict(Counter(s.channel for a in agents for s in a.slots if s.state == "active"))
+    )
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

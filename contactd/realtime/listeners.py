@@ -16,8 +16,7 @@ from contactd.errors import ContactdError
 from contactd.realtime.agent import agent_room
 from contactd.realtime.customer import session_room
 from contactd.realtime.gateway import dump
-from contactd.realtime.supervisor import ROOM as SUPERVISORS
-from contactd.realtime.supervisor import SupervisorNamespace
+from contactd.realtime.supervisor import SupervisorNamespace, watch_room
 from contactd.routing import events as rev
 from contactd.routing.service import RoutingEngine
 from contactd.sessions import events as sev
@@ -32,6 +31,7 @@ _QUEUE_MOVES = (
     rev.ContactRequeued,
     rev.ContactOverflowed,
     rev.ContactFellBack,
+    rev.ContactMoved,
     rev.OfferDeclined,
     rev.OfferExpired,
 )
@@ -102,7 +102,7 @@ class SocketListeners:
                 await self.sio.emit(
                     "alert", alert, room=agent_room(event.agent_id), namespace="/agent"
                 )
-                await self.sio.emit("alert", alert, room=SUPERVISORS, namespace="/supervisor")
+                await self.supervisor.alert(alert, event.agent_id)
             case sev.CustomerNotice():
                 await self.sio.emit(
                     "notice",
@@ -129,6 +129,10 @@ class SocketListeners:
             await self.sio.emit(
                 "message", payload, room=agent_room(event.agent_id), namespace="/agent"
             )
+        # supervisors who joined the chat (silently or visibly)
+        await self.sio.emit(
+            "message", payload, room=watch_room(event.message.session_id), namespace="/supervisor"
+        )
 
     async def _session(self, event: sev.SessionChanged) -> None:
         view = dump(await self.chat.view(event.session))

@@ -1,20 +1,43 @@
-"""``/supervisor``: queue and agent snapshots pushed on change, at most once a second."""
+"""``/supervisor``: the live monitor feed, pushed on change (and at least every few
+seconds), never more often than ``monitor.push_interval_s``.
+
+Every supervisor is in the room of their role; each push sends each role room the part of
+the snapshot that role may see (monitor.scopes). Rooms fan out through Redis, so a push
+made by the node where something changed reaches supervisors on every node."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 from pydantic import BaseModel
 
+from contactd.auth.models import AuditContext, Principal
 from contactd.auth.service import AuthService
 from contactd.errors import ContactdError, ErrorCode
 from contactd.metrics import Metrics
-from contactd.realtime.gateway import Namespace, dump, refuse
+from contactd.monitor.join import JoinPayload, LeavePayload, SayPayload
+from contactd.monitor.live import scoped
+from contactd.monitor.scope import scope_of_role
+from contactd.monitor.service import Monitor
+from contactd.realtime.gateway import Ack, Event, Namespace, dump, ok, refuse
 from contactd.routing.service import RoutingEngine
 from contactd.settings import Settings
 
+log = logging.getLogger(__name__)
+
 ROOM = "supervisors"
+_HEARTBEAT_S = 5.0  # waits grow without events: push at least this often
+
+
+def role_room(role: str | None) -> str:
+    return f"{ROOM}:{role or '*'}"
+
+
+def watch_room(session_id: str) -> str:
+    return f"watch:{session_id}"
 
 
 class SupervisorNamespace(Namespace):
@@ -25,6 +48,16 @@ class SupervisorNamespace(Namespace):
         self.auth = auth
         self.routing = routing
         self.dirty = asyncio.Event()
+        self.monitor: Monitor | None = None
+        self.events = {
+            "refresh": Event(None, self._refresh),
+            "session.join": Event(JoinPayload, self._join),
+            "session.leave": Event(LeavePayload, self._leave),
+            "session.say": Event(SayPayload, self._say),
+        }
+
+    def attach(self, monitor: Monitor) -> None:
+        self.monitor = monitor
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         token = (auth or {}).get("token") if isinstance(auth, dict) else None
@@ -36,8 +69,12 @@ class SupervisorNamespace(Namespace):
             raise refuse(exc.code, exc.message) from exc
         if not who.can("monitor.view"):
             raise refuse(ErrorCode.forbidden, "this needs the permission 'monitor.view'")
+        role = who.role if who.kind == "staff" else None
+        ip = environ.get("REMOTE_ADDR") if isinstance(environ, dict) else None
+        await self.save_session(sid, {"role": role, "who": who, "ip": ip, "joined": {}})
         await self.enter_room(sid, ROOM)
-        await self.emit("snapshot", await self.snapshot(), to=sid)
+        await self.enter_room(sid, role_room(role))
+        await self.emit("snapshot", await self.snapshot(role), to=sid)
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         self.forget(sid)
@@ -45,14 +82,84 @@ class SupervisorNamespace(Namespace):
     def changed(self, event: BaseModel) -> None:
         self.dirty.set()
 
-    async def snapshot(self) -> dict[str, Any]:
-        queues = [dump(await self.routing.queue_snapshot(q.id)) for q in self.settings.queues]
-        agents = [dump(a) for a in await self.routing.agents()]
-        return {"queues": queues, "agents": agents}
+    def mark_dirty(self) -> None:
+        self.dirty.set()
+
+    async def _refresh(self, sid: str, _: Any) -> Ack:
+        session = await self.get_session(sid)
+        return ok(snapshot=await self.snapshot(session.get("role")))
+
+    async def _ctx(self, sid: str) -> tuple[dict[str, Any], AuditContext]:
+        state = await self.get_session(sid)
+        who: Principal = state["who"]
+        return state, AuditContext(actor=who, ip=state.get("ip"))
+
+    def _watch(self) -> Any:
+        if self.monitor is None:
+            raise ContactdError(ErrorCode.unavailable, "the monitor is starting; try again")
+        return self.monitor.watch
+
+    async def _join(self, sid: str, req: JoinPayload) -> Ack:
+        state, ctx = await self._ctx(sid)
+        record, messages = await self._watch().join(ctx, req.session_id, req.mode)
+        state["joined"][req.session_id] = req.mode
+        await self.enter_room(sid, watch_room(req.session_id))
+        return ok(session=dump(record), messages=[dump(m) for m in messages], mode=req.mode)
+
+    async def _leave(self, sid: str, req: LeavePayload) -> Ack:
+        state, ctx = await self._ctx(sid)
+        mode = state["joined"].pop(req.session_id, None)
+        if mode is None:
+            raise ContactdError(ErrorCode.invalid_state, "you have not joined that session")
+        await self.leave_room(sid, watch_room(req.session_id))
+        await self._watch().leave(ctx, req.session_id, mode)
+        return ok()
+
+    async def _say(self, sid: str, req: SayPayload) -> Ack:
+        state, ctx = await self._ctx(sid)
+        if state["joined"].get(req.session_id) != "visible":
+            raise ContactdError(ErrorCode.invalid_state, "join the session visibly to write")
+        return ok(message=dump(await self._watch().say(ctx, req)))
+
+    async def snapshot(self, role: str | None) -> dict[str, Any]:
+        if self.monitor is None:  # not wired (a bare namespace in a test): routing only
+            queues = [dump(await self.routing.queue_snapshot(q.id)) for q in self.settings.queues]
+            return {"queues": queues, "agents": [dump(a) for a in await self.routing.agents()]}
+        snap = await self.monitor.live.snapshot()
+        return dump(scoped(snap, scope_of_role(self.settings, role)))
+
+    def _roles(self) -> list[str | None]:
+        """Every role room a supervisor can be in (None: API keys)."""
+        return [r for r, p in self.settings.roles.items() if "monitor.view" in p] + [None]
+
+    async def alert(self, alert: dict[str, Any], agent_id: str) -> None:
+        """An alert about an agent's chat, to the supervisors whose scope has the agent."""
+        for role in self._roles():
+            if scope_of_role(self.settings, role).sees_agent(agent_id):
+                await self.emit("alert", alert, room=role_room(role))
+
+    async def push(self) -> None:
+        if self.monitor is None:
+            await self.emit("snapshot", await self.snapshot(None), room=ROOM)
+            return
+        snap = await self.monitor.live.snapshot()
+        for role in self._roles():
+            view = scoped(snap, scope_of_role(self.settings, role))
+            await self.emit("snapshot", dump(view), room=role_room(role))
 
     async def run(self) -> None:
         while True:
-            await self.dirty.wait()
+            try:
+                await asyncio.wait_for(self.dirty.wait(), _HEARTBEAT_S)
+            except TimeoutError:
+                if not self.server.manager.rooms.get(self.namespace, {}).get(ROOM):
+                    continue  # nobody watching on this node: nodes with changes push
             self.dirty.clear()
-            await self.emit("snapshot", await self.snapshot(), room=ROOM)
-            await asyncio.sleep(1.0)
+            started = time.monotonic()
+            try:
+                await self.push()
+            except Exception:
+                log.exception("supervisor push failed")
+            # never more than half the time pushing, however big the day gets
+            spent = time.monotonic() - started
+            await asyncio.sleep(max(self.settings.monitor.push_interval_s, spent))

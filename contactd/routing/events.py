@@ -117,6 +117,16 @@ class ContactOverflowed(_Event):
     waited_ms: int
 
 
+class ContactMoved(_Event):
+    """A supervisor moved a waiting contact to another queue."""
+
+    type: Literal["contact.moved"]
+    contact_id: str
+    queue_id: str
+    to: str
+    waited_ms: int
+
+
 class ContactFellBack(_Event):
     type: Literal["contact.fell_back"]
     contact_id: str
@@ -163,6 +173,7 @@ RoutingEvent = Annotated[
     | ContactEnded
     | ContactOverflowed
     | ContactFellBack
+    | ContactMoved
     | WrapUpEnded
     | AgentStateChanged
     | AgentLoggedIn

@@ -53,6 +53,7 @@ class AgentView(_View):
     capacity: dict[str, int]
     slots: list[Slot]
     no_answer: int = 0
+    draining: bool = False
 
 
 class WaitingContact(_View):
@@ -61,6 +62,7 @@ class WaitingContact(_View):
     priority: int
     waited_ms: int
     target_agent_id: str | None = None
+    entry_point: str | None = None
 
 
 class QueueSnapshot(_View):

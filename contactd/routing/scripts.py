@@ -33,6 +33,10 @@ SCRIPT_NAMES = (
     "reoffer",
     "dispatch",
     "purge",
+    # --- monitor: supervisor actions ---
+    "move_contact",
+    "force_offer",
+    "agent_drain",
 )
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from redis.asyncio import Redis
@@ -76,6 +77,8 @@ class RoutingEngine:
         # hints only: the scripts say which queues they need when a hint is wrong
         self._agent_queues: dict[str, list[str]] = {}
         self._contact_queue: OrderedDict[str, str] = OrderedDict()
+        # --- monitor: called with (operation, seconds) after every script call ---
+        self.observe_call: Callable[[str, float], None] | None = None
 
     # plumbing ------------------------------------------------------------------
     def _queue_arg(self, queue_id: str) -> str:
@@ -101,7 +104,10 @@ class RoutingEngine:
                 payload,
                 self._globals,
             ]
+            started = time.perf_counter()
             raw = await self.scripts.call(name, keys, argv)
+            if self.observe_call is not None:
+                self.observe_call(name, time.perf_counter() - started)
             reply = json.loads(raw)
             if "need" in reply:
                 qids.extend(q for q in reply["need"] if q not in qids)
@@ -255,6 +261,29 @@ class RoutingEngine:
         )
         return bool(raw["lost"])
 
+    # supervisor actions (monitor) -----------------------------------------------------
+    async def move_contact(self, contact_id: str, to_queue: str) -> ContactView:
+        """Move a waiting contact to another queue (keeps its priority and wait)."""
+        if not self.queue_known(to_queue):
+            raise ContactdError(ErrorCode.unknown_queue, f"no queue {to_queue!r}")
+        raw = await self._run(
+            "move_contact",
+            {"id": contact_id, "to": to_queue},
+            [*self._contact_hint(contact_id), to_queue],
+        )
+        return self._contact_result(raw)
+
+    async def force_offer(self, contact_id: str, agent_id: str) -> ContactView:
+        """Offer a waiting contact to this agent now, whatever their free capacity."""
+        hint = self._agent_hint(agent_id) + self._contact_hint(contact_id)
+        raw = await self._run("force_offer", {"id": contact_id, "agent": agent_id}, hint)
+        return self._contact_result(raw)
+
+    async def drain(self, agent_id: str) -> AgentView:
+        """The agent finishes what they hold, takes nothing new, then goes offline."""
+        raw = await self._run("agent_drain", {"agent": agent_id}, self._agent_hint(agent_id))
+        return self._agent_result(raw)
+
     # sweeper entry points --------------------------------------------------------
     async def overflow(self, contact_id: str) -> str | None:
         raw = await self._run("overflow", {"id": contact_id}, self._contact_hint(contact_id))
@@ -325,6 +354,7 @@ class RoutingEngine:
                     priority=rec["p"],
                     waited_ms=now - rec["t0"],
                     target_agent_id=rec.get("tgt"),
+                    entry_point=_entry_point(rec),
                 )
             )
         return QueueSnapshot(
@@ -339,6 +369,12 @@ class RoutingEngine:
             eligible_agents=int(eligible),
             head=items,
         )
+
+
+def _entry_point(rec: dict[str, Any]) -> str | None:
+    meta = rec.get("meta")
+    entry = meta.get("entry") if isinstance(meta, dict) else None
+    return str(entry) if entry else None
 
 
 def _s(v: bytes | str) -> str:
@@ -386,5 +422,6 @@ def _agent_view_from_record(a: dict[str, Any]) -> dict[str, Any]:
             "capacity": a.get("cap") or {},
             "slots": slots,
             "no_answer": a.get("miss", 0),
+            "draining": bool(a.get("dr")),
         }
     )

@@ -126,7 +126,7 @@ class SessionRecorder:
                 )
             case ev.ContactOverflowed(to="message"):
                 await s.change(sid, state="ended", ended_at=event.at, end_reason="left_message")
-            case ev.ContactOverflowed():
+            case ev.ContactOverflowed() | ev.ContactMoved():
                 await s.change(sid, queue_id=event.to)
             case _:
                 pass

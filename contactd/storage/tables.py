@@ -219,3 +219,22 @@ attachments = sa.Table(
     sa.Column("uploaded_by", sa.String(80), nullable=False),
     sa.Column("created_at", Millis, nullable=False),
 )
+
+# --- monitor ---
+# Every routing event that a metric counts, as it happened (one row per event). Reports and
+# the live monitor read these rows; docs/metrics.md defines what is computed from them.
+monitor_events = sa.Table(
+    "monitor_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", Millis, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("queue_id", sa.String(64), nullable=True),
+    sa.Column("agent_id", sa.String(64), nullable=True),
+    sa.Column("contact_id", sa.String(64), nullable=True),
+    sa.Column("value_ms", Millis, nullable=True),  # waited / handled / wrap-up time
+    sa.Column("detail", sa.String(64), nullable=True),  # reason, target queue, new state
+    sa.Column("previous", sa.String(16), nullable=True),  # agent state before a change
+    sa.Index(None, "at"),
+    sa.Index(None, "agent_id", "at"),
+)

@@ -120,6 +120,12 @@ end
 
 local function save_agent(a)
   local ct_empty = next(a.ct) == nil
+  if a.dr and ct_empty and a.st ~= 'offline' then
+    -- draining (supervisor): the last piece of work is done, the agent leaves routing
+    emit('agent.state_changed', { agent_id = a.id, state = 'offline', reason = 'drained', previous = a.st })
+    a.st, a.rsn, a.since, a.dr = 'offline', 'drained', NOW, nil
+    redis.call('ZREM', K_HB, a.id)
+  end
   if ct_empty then a.ct = nil end
   redis.call('HSET', K_AGENTS, a.id, cjson.encode(a))
   if ct_empty then a.ct = {} end
@@ -199,6 +205,7 @@ local function refresh_agent(a, old_member, extra_queue_ids)
 end
 
 local function set_agent_state(a, st, reason)
+  if st == 'available' or st == 'offline' then a.dr = nil end -- ends a drain
   if a.st == st and (a.rsn or '') == (reason or '') then return end
   local before = a.st
   a.st = st
@@ -554,6 +561,6 @@ local function agent_view(a)
   end
   return {
     agent_id = a.id, state = a.st, reason = a.rsn or '', since = a.since, queues = a.q,
-    capacity = a.cap, slots = slots, no_answer = a.miss or 0,
+    capacity = a.cap, slots = slots, no_answer = a.miss or 0, draining = a.dr or false,
   }
 end
