@@ -14,7 +14,14 @@ from contactd.auth.models import AuditContext, Principal
 from contactd.errors import ContactdError, ErrorCode
 from contactd.monitor.actions import require
 from contactd.monitor.scope import scope_of
-from contactd.sessions.models import CLIENT_MSG_ID, Message, NewMessage, Sender, SessionRecord
+from contactd.sessions.models import (
+    CLIENT_MSG_ID,
+    Guard,
+    Message,
+    NewMessage,
+    Sender,
+    SessionRecord,
+)
 from contactd.sessions.service import SessionService
 from contactd.settings import Settings
 
@@ -107,7 +114,7 @@ class SessionWatch:
             kind="text",
             text=req.text,
         )
-        return await self.sessions.post(msg, record)
+        return await self.sessions.post(msg, guard=Guard(active=True))
 
 
 def _actor(ctx: AuditContext) -> Principal:

@@ -181,8 +181,11 @@ class Guard:
 
     visitor_id: str | None = None
     agent_id: str | None = None
+    active: bool = False  # anyone else allowed to write (a joined supervisor): while active
 
     def check(self, record: SessionRecord) -> ContactdError | None:
+        if self.active and record.state != "active":
+            return ContactdError(ErrorCode.contact_not_active, "this conversation is not active")
         if self.visitor_id is not None:
             if record.visitor_id != self.visitor_id:
                 return not_found(record.id)
