@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from contactd.api import routes_auth, routes_im, routes_routing  # noqa: F401  (registers)
+from contactd.api import (  # noqa: F401  (registers the routes)
+    routes_auth,
+    routes_im,
+    routes_ivr,
+    routes_routing,
+    routes_twilio,
+)
 from contactd.api.edge import errors_middleware, metrics_middleware
 from contactd.api.registry import api
 from contactd.api.routes_im import install_im
@@ -20,6 +26,7 @@ from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
 from contactd.channels.im import ChatService
+from contactd.channels.ivr.wiring import ivr_ctx  # --- voice ---
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock, SystemClock
 from contactd.directory.factory import build_directory
@@ -175,6 +182,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(chat_ctx)
+    app.cleanup_ctx.append(ivr_ctx)  # --- voice ---
     app.cleanup_ctx.append(sweeper_ctx)
     redis_url = settings.redis_url or EmbeddedRedis(settings.data_dir).url
     app[SIO] = make_server(redis_url, settings, app)

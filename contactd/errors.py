@@ -43,6 +43,13 @@ class ErrorCode(StrEnum):
     user_exists = "user_exists"
     user_disabled = "user_disabled"
     unknown_role = "unknown_role"
+    # --- voice (IVR webhooks) ---
+    signature_invalid = "signature_invalid"
+    signature_stale = "signature_stale"
+    replayed = "replayed"
+    event_conflict = "event_conflict"
+    unknown_call = "unknown_call"
+    ivr_not_configured = "ivr_not_configured"
 
 
 _STATUS: dict[ErrorCode, int] = {
@@ -76,6 +83,13 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.user_exists: 409,
     ErrorCode.user_disabled: 403,
     ErrorCode.unknown_role: 422,
+    # --- voice (IVR webhooks) ---
+    ErrorCode.signature_invalid: 401,
+    ErrorCode.signature_stale: 401,
+    ErrorCode.replayed: 401,
+    ErrorCode.event_conflict: 409,
+    ErrorCode.unknown_call: 404,
+    ErrorCode.ivr_not_configured: 503,
 }
 
 

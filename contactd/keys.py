@@ -12,6 +12,7 @@ from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
 from contactd.channels.im import ChatService
+from contactd.channels.ivr.delivery import Deliveries
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock
 from contactd.directory.base import Directory
@@ -36,3 +37,6 @@ DIRECTORY = web.AppKey("directory", Directory)
 UPLOADS = web.AppKey("uploads", Uploads)
 VISITORS = web.AppKey("visitors", VisitorAuth)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+
+# --- voice ---
+IVR = web.AppKey("ivr", Deliveries)

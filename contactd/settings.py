@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contactd.directory.models import DirectorySettings
@@ -156,6 +163,45 @@ class ImSettings(_Frozen):
     vip_priority: int = Field(default=5, ge=0, le=9)
 
 
+# --- voice (IVR webhooks, contactd/channels/ivr) ---------------------------------------
+
+
+class IvrSettings(_Frozen):
+    """The phone channel: signed IVR webhooks (generic JSON and Twilio-compatible)."""
+
+    secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="HMAC-SHA256 keys the IVR platform signs with; several while rotating",
+    )
+    tolerance_s: int = Field(default=300, ge=10, le=3600)
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="validates X-Twilio-Signature; None = Twilio adapter off"
+    )
+    public_url: str | None = Field(
+        default=None,
+        max_length=300,
+        description="base URL the platform calls (behind a proxy), for Twilio signatures",
+    )
+    queue: str | None = Field(default=None, description="None = the first voice queue")
+    numbers: dict[str, str] = Field(
+        default_factory=dict, description="dialled number → queue: straight to an agent"
+    )
+    paths: dict[str, str] = Field(
+        default_factory=dict, description="IVR path the platform chose → queue"
+    )
+    self_service: bool = Field(default=True, description="other calls hear the menu first")
+    agent_endpoint: str = Field(
+        default="client:{agent_id}",
+        max_length=200,
+        description="where to connect an agent: client:, sip: or a phone number template",
+    )
+    poll_s: int = Field(default=5, ge=1, le=60, description="hold-loop interval while queued")
+    max_misses: int = Field(default=3, ge=1, le=10, description="bad inputs → an agent")
+    voicemail_max_s: int = Field(default=120, ge=5, le=600)
+    language: str = Field(default="zh-CN", max_length=16)
+    event_ttl_s: int = Field(default=86400, ge=600)
+
+
 DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
     QueueConfig(id="presales", name="售前咨询 Pre-sales", strategy="idle"),
     QueueConfig(
@@ -198,6 +244,7 @@ class Settings(BaseSettings):
     queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
     routing: RoutingSettings = RoutingSettings()
     im: ImSettings = ImSettings()
+    ivr: IvrSettings = IvrSettings()  # --- voice ---
     directory: DirectorySettings = DirectorySettings()
     timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")
     secret_key: str | None = Field(
@@ -251,6 +298,26 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"role {role!r} has unknown permissions: {', '.join(unknown)}")
         return self
+
+    # --- voice ---
+    @model_validator(mode="after")
+    def _check_ivr(self) -> Settings:
+        ids = {q.id: q for q in self.queues}
+        named = [("ivr.queue", self.ivr.queue)] if self.ivr.queue else []
+        named += [(f"ivr.numbers.{k}", v) for k, v in self.ivr.numbers.items()]
+        named += [(f"ivr.paths.{k}", v) for k, v in self.ivr.paths.items()]
+        for where, queue_id in named:
+            if queue_id not in ids:
+                raise ValueError(f"{where} names unknown queue {queue_id!r}")
+            if ids[queue_id].channel != "voice":
+                raise ValueError(f"{where}: queue {queue_id!r} is not a voice queue")
+        return self
+
+    def voice_queue(self) -> str | None:
+        """The queue calls go to unless a number or path says otherwise."""
+        if self.ivr.queue:
+            return self.ivr.queue
+        return next((q.id for q in self.queues if q.channel == "voice"), None)
 
     def queue_for_entry(self, entry_point: str) -> str:
         mapped = self.im.entry_points.get(entry_point)

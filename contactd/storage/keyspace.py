@@ -116,3 +116,16 @@ class SiteKeys:
     def reply_alerts(self) -> str:
         """Active chats waiting on the agent (zset session → alert time ms)."""
         return self.base + "replyalert"
+
+    # --- voice (IVR webhooks, contactd/channels/ivr) ----------------------------------
+    def ivr_call(self, call_id: str) -> str:
+        """One call's IVR state (JSON, expires a day after its last event)."""
+        return f"{self.base}ivr:call:{call_id}"
+
+    def ivr_event(self, event_id: str) -> str:
+        """An IVR event's answer (JSON), so a retried event has one effect and one answer."""
+        return f"{self.base}ivr:evt:{event_id}"
+
+    def ivr_nonce(self, signature: str) -> str:
+        """A signature already seen inside the tolerance window (replay guard)."""
+        return f"{self.base}ivr:sig:{signature}"

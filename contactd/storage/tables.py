@@ -219,3 +219,40 @@ attachments = sa.Table(
     sa.Column("uploaded_by", sa.String(80), nullable=False),
     sa.Column("created_at", Millis, nullable=False),
 )
+
+
+# --- voice (IVR calls, contactd/channels/ivr) -------------------------------------------
+
+ivr_calls = sa.Table(
+    "ivr_calls",
+    metadata,
+    sa.Column("call_id", sa.String(64), primary_key=True),  # the IVR platform's call id
+    sa.Column("caller", sa.String(32), nullable=False),
+    sa.Column("dialled", sa.String(32), nullable=False),
+    sa.Column("ivr_path", sa.String(64), nullable=True),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(32), nullable=True),  # set when it queued for an agent
+    sa.Column("outcome", sa.String(16), nullable=False),  # self_service|agent|abandoned|voicemail
+    sa.Column("menu_log", Json, nullable=False),  # [{menu, input, answer}] in order
+    sa.Column("started_at", Millis, nullable=False),
+    sa.Column("ended_at", Millis, nullable=False),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "caller", "started_at"),
+)
+
+ivr_callbacks = sa.Table(
+    "ivr_callbacks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(64), nullable=False, unique=True),  # one per call
+    sa.Column("caller", sa.String(32), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(32), nullable=True),
+    sa.Column("reason", sa.String(32), nullable=False),  # menu|queue_full|overflow
+    sa.Column("recording_url", sa.String(500), nullable=True),
+    sa.Column("recording_s", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),  # open|done
+    sa.Column("ticket_id", sa.String(64), nullable=True),  # once the case module took it
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "state", "created_at"),
+)
