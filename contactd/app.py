@@ -10,6 +10,7 @@ from aiohttp import web
 
 from contactd.api import (  # noqa: F401  (registers the routes)
     routes_auth,
+    routes_bot,
     routes_im,
     routes_ivr,
     routes_routing,
@@ -25,6 +26,7 @@ from contactd.auth.passwords import password_hasher
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
+from contactd.channels.bot.wiring import bot_ctx
 from contactd.channels.im import ChatService
 from contactd.channels.ivr.wiring import ivr_ctx  # --- voice ---
 from contactd.channels.uploads import Uploads
@@ -182,6 +184,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(chat_ctx)
+    app.cleanup_ctx.append(bot_ctx)  # --- bot ---
     app.cleanup_ctx.append(ivr_ctx)  # --- voice ---
     app.cleanup_ctx.append(sweeper_ctx)
     redis_url = settings.redis_url or EmbeddedRedis(settings.data_dir).url

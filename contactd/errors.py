@@ -50,6 +50,9 @@ class ErrorCode(StrEnum):
     event_conflict = "event_conflict"
     unknown_call = "unknown_call"
     ivr_not_configured = "ivr_not_configured"
+    # --- bot ---
+    faq_not_found = "faq_not_found"
+    not_with_bot = "not_with_bot"
 
 
 _STATUS: dict[ErrorCode, int] = {
@@ -90,6 +93,9 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.event_conflict: 409,
     ErrorCode.unknown_call: 404,
     ErrorCode.ivr_not_configured: 503,
+    # --- bot ---
+    ErrorCode.faq_not_found: 404,
+    ErrorCode.not_with_bot: 409,
 }
 
 

@@ -11,6 +11,7 @@ from contactd.auth.audit import AuditLog
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
+from contactd.channels.bot.context import Bot
 from contactd.channels.im import ChatService
 from contactd.channels.ivr.delivery import Deliveries
 from contactd.channels.uploads import Uploads
@@ -40,3 +41,4 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 
 # --- voice ---
 IVR = web.AppKey("ivr", Deliveries)
+BOT = web.AppKey("bot", Bot)  # --- bot ---

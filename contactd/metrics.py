@@ -94,6 +94,20 @@ class Metrics:
         )
         self.agents = Gauge("contactd_agents", "Agents by state (at scrape)", ["state"], registry=r)
 
+        # --- bot ---
+        self.bot_replies = Counter(
+            "contactd_bot_replies",
+            "Customer messages the bot handled, by outcome (answered, flow, missed, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.bot_handoffs = Counter(
+            "contactd_bot_handoffs",
+            "Bot chats handed to a person, by reason",
+            ["queue", "reason"],
+            registry=r,
+        )
+
     def observe(self, event: BaseModel) -> None:
         """Bus listener: routing events → counters."""
         match event:

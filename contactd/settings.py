@@ -43,6 +43,8 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "staff.manage",
         "apikeys.manage",
         "audit.view",
+        # --- bot ---
+        "kb.manage",  # edit the bot's knowledge base (FAQ entries)
     }
 )
 
@@ -67,6 +69,7 @@ DEFAULT_ROLES: dict[str, list[str]] = {
         "contacts.create",
         "contacts.cancel",
         "pii.view",
+        "kb.manage",  # --- bot ---
     ],
     "reviewer": ["queues.view"],
     "finance": ["queues.view"],
@@ -163,6 +166,51 @@ class ImSettings(_Frozen):
     vip_priority: int = Field(default=5, ge=0, le=9)
 
 
+# --- bot ---
+class BotSettings(_Frozen):
+    """The bot front line in chat (``[bot]``; see contactd/channels/bot)."""
+
+    first_queues: list[str] = Field(
+        default_factory=list,
+        description="queues whose chats the bot answers first (bot-first); others human-first",
+    )
+    engine: Literal["faq", "webhook"] = Field(
+        default="faq", description="faq = the built-in knowledge base; webhook = external bot"
+    )
+    webhook_url: str | None = Field(default=None, max_length=500)
+    webhook_secret: str | None = Field(
+        default=None, description="signs webhook calls (X-Contactd-Signature)"
+    )
+    webhook_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    handoff_words: list[str] = Field(
+        default_factory=lambda: ["转人工", "人工", "human", "agent"],
+        description="any of these in a message hands the chat to a person at once",
+    )
+    negative_words: list[str] = Field(
+        default_factory=lambda: ["没用", "没有用", "不是这个", "not helpful", "useless"],
+        description="negative feedback in words: hands over like the thumbs-down button",
+    )
+    max_misses: int = Field(default=2, ge=1, le=10, description="misses in a row → a person")
+    min_confidence: float = Field(
+        default=0.45, gt=0, le=1, description="cosine similarity needed to answer"
+    )
+    suggest_floor: float = Field(
+        default=0.12, gt=0, le=1, description="below this a FAQ is not even suggested"
+    )
+    suggestions: int = Field(default=4, ge=0, le=10)
+    idle_close_s: float = Field(
+        default=900.0, gt=0, description="a bot chat with no customer message this long ends"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> BotSettings:
+        if self.engine == "webhook" and not self.webhook_url:
+            raise ValueError("bot engine 'webhook' needs webhook_url")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("bot webhook_url must start with http:// or https://")
+        return self
+
+
 # --- voice (IVR webhooks, contactd/channels/ivr) ---------------------------------------
 
 
@@ -246,6 +294,7 @@ class Settings(BaseSettings):
     im: ImSettings = ImSettings()
     ivr: IvrSettings = IvrSettings()  # --- voice ---
     directory: DirectorySettings = DirectorySettings()
+    bot: BotSettings = BotSettings()  # --- bot ---
     timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")
     secret_key: str | None = Field(
         default=None, description="signs visitor tokens; generated under data_dir when unset"
@@ -289,6 +338,9 @@ class Settings(BaseSettings):
         for entry, queue in self.im.entry_points.items():
             if queue not in ids:
                 raise ValueError(f"im.entry_points.{entry} names unknown queue {queue!r}")
+        for queue in self.bot.first_queues:  # --- bot ---
+            if queue not in ids:
+                raise ValueError(f"bot.first_queues names unknown queue {queue!r}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SessionState = Literal["queued", "offered", "active", "ended"]
+SessionState = Literal["bot", "queued", "offered", "active", "ended"]  # bot: the bot answers
 SenderType = Literal["customer", "agent", "bot", "system"]
 MessageKind = Literal["text", "image", "file", "order_card", "event"]
 EndReason = Literal[

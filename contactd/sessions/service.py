@@ -21,6 +21,7 @@ from contactd.sessions.models import (
     Sender,
     SessionDetail,
     SessionRecord,
+    SessionState,
     metrics_of,
 )
 from contactd.settings import Settings
@@ -73,6 +74,7 @@ class SessionService:
         customer_phone: str | None = None,
         order_no: str | None = None,
         meta: dict[str, Any] | None = None,
+        state: SessionState = "queued",
     ) -> SessionRecord:
         sid = await self.next_number()
         now = self.clock.now_ms()
@@ -82,7 +84,7 @@ class SessionService:
             "channel": channel,
             "entry_point": entry_point,
             "queue_id": queue_id,
-            "state": "queued",
+            "state": state,
             "visitor_id": visitor_id,
             "customer_id": customer_id,
             "customer_name": customer_name,
@@ -92,7 +94,7 @@ class SessionService:
             "agent_name": None,
             "agents": [],
             "created_at": now,
-            "queued_at": now,
+            "queued_at": now if state == "queued" else None,
             "last_seq": 0,
             "transfers": 0,
             "responses": 0,

@@ -117,6 +117,26 @@ class SiteKeys:
         """Active chats waiting on the agent (zset session → alert time ms)."""
         return self.base + "replyalert"
 
+    # --- bot ---------------------------------------------------------------------
+    def bot_state(self, session_id: str) -> str:
+        """A bot conversation: misses in a row, the open self-service step, the last
+        prompt (hash; expires with the conversation)."""
+        return f"{self.base}bot:s:{session_id}"
+
+    def bot_handoff(self, session_id: str) -> str:
+        """Set once when a bot chat is handed to a person (the hand-over happens once)."""
+        return f"{self.base}bot:h:{session_id}"
+
+    @property
+    def bot_idle(self) -> str:
+        """Bot chats by deadline (zset session → ms): no customer message by then, closed."""
+        return self.base + "bot:idle"
+
+    @property
+    def bot_kb_version(self) -> str:
+        """Bumped on every knowledge-base change: every process rebuilds its index."""
+        return self.base + "bot:kbv"
+
     # --- voice (IVR webhooks, contactd/channels/ivr) ----------------------------------
     def ivr_call(self, call_id: str) -> str:
         """One call's IVR state (JSON, expires a day after its last event)."""

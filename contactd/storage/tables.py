@@ -221,6 +221,46 @@ attachments = sa.Table(
 )
 
 
+# --- bot (contactd/channels/bot) ------------------------------------------------------
+# The knowledge base the bot answers from, and the self-service requests it records
+# (refund, change of delivery address) until an agent or the case module takes them up.
+
+bot_faqs = sa.Table(
+    "bot_faqs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("question", sa.String(300), nullable=False),
+    sa.Column("variants", Json, nullable=False),  # other ways people ask it
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("tags", Json, nullable=False),
+    sa.Column("lang", sa.String(8), nullable=False),
+    sa.Column("suggested", sa.Boolean, nullable=False),  # offered as a chip at the start
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("helpful", sa.Integer, nullable=False),
+    sa.Column("unhelpful", sa.Integer, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=True),
+)
+
+bot_requests = sa.Table(
+    "bot_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # R20261123-<random>
+    sa.Column("kind", sa.String(24), nullable=False),  # refund | address_change
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("service_sessions.id"), nullable=False),
+    sa.Column("order_no", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("details", Json, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),  # recorded | ticket_opened
+    sa.Column("ticket_id", sa.String(64), nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "order_no", "kind"),
+    sa.Index(None, "session_id"),
+)
+
+
 # --- voice (IVR calls, contactd/channels/ivr) -------------------------------------------
 
 ivr_calls = sa.Table(
