@@ -203,7 +203,7 @@ async def test_two_misses_in_a_row_hand_over(make_bot_chat: MakeBotChat) -> None
     miss = await bot_says(cust, lambda t: "没有完全理解" in t, since=mark)
     prompt = await cust.wait("bot.prompt", lambda p: p["after_seq"] == miss["seq"], since=mark)
     assert "会员积分怎么用？" in [s["label"] for s in prompt["suggestions"]]
-    await send(cust, sid, "会员卡能不能转给家人")
+    await send(cust, sid, "会员卡丢了补办要多久")
     await cust.wait("session.updated", lambda d: d["session"]["state"] == "queued")
     agent = await chat.agent("agent1", ["sales"])
     offer = await agent.wait("offer")
@@ -218,7 +218,7 @@ async def test_a_good_answer_resets_the_misses(make_bot_chat: MakeBotChat) -> No
     await send(cust, sid, "积分过期了吗")
     await bot_says(cust, lambda t: t == ANSWER["会员积分怎么用？"])
     mark = cust.mark()
-    await send(cust, sid, "会员卡能不能转给家人")
+    await send(cust, sid, "会员卡丢了补办要多久")
     await bot_says(cust, lambda t: "没有完全理解" in t, since=mark)
     sync = await cust.ok("sync", {"session_id": sid, "after_seq": 0})
     assert sync["session"]["state"] == "bot"

@@ -107,8 +107,9 @@ _STOP = frozenset(
         "thank",
     ]
 )
-# Chinese characters that are only grammar: dropped before bigrams are formed
-_CJK_STOP = frozenset("的了吗呢吧啊呀么嘛哦哈是我你您请问在有")
+# Chinese particles and question words that carry no topic: they split a run like
+# punctuation does (怎么申请退款 → 申请退款)
+_CJK_PARTICLES = re.compile("(?:[的了吗呢吧啊呀嘛哦哈]|请问|可以|怎么|什么|一下|能不能)+")
 _stemmer = snowballstemmer.stemmer("english")
 
 
@@ -120,10 +121,10 @@ def tokens(text: str) -> list[str]:
     out: list[str] = []
     for run in _RUN.findall(normalize(text)):
         if _HAS_CJK.match(run):
-            chars = [c for c in run if c not in _CJK_STOP]
-            if len(chars) == 1:
-                out.append(chars[0])
-            out.extend(a + b for a, b in itertools.pairwise(chars))
+            for part in _CJK_PARTICLES.split(run):
+                if len(part) == 1:
+                    out.append(part)
+                out.extend(a + b for a, b in itertools.pairwise(part))
         elif run not in _STOP:
             out.append(str(_stemmer.stemWord(run)))
     return out
