@@ -77,6 +77,13 @@ const LABELS = {
     noOrders: "暂无订单",
     question: "咨询问题",
     transcript: "接入前对话",
+    botHandoff: "机器人转人工",
+    botReason_asked: "客户要求转人工",
+    botReason_misses: "机器人连续两次没答上",
+    botReason_negative_feedback: "客户对机器人回答不满意",
+    botReason_no_answer: "知识库没有答案",
+    botReason_bot_unavailable: "外部机器人无响应",
+    botRequests: "已登记的自助申请",
     previous: "历史会话",
     noPrevious: "首次咨询",
     cases: "工单 / 赔付",
@@ -183,6 +190,13 @@ const LABELS = {
     noOrders: "No orders",
     question: "Question",
     transcript: "Before the agent joined",
+    botHandoff: "Handed over by the bot",
+    botReason_asked: "The customer asked for a person",
+    botReason_misses: "The bot missed twice in a row",
+    botReason_negative_feedback: "The customer was unhappy with an answer",
+    botReason_no_answer: "No answer in the knowledge base",
+    botReason_bot_unavailable: "The external bot did not answer",
+    botRequests: "Self-service requests recorded",
     previous: "Previous sessions",
     noPrevious: "First contact",
     cases: "Tickets / compensation",
@@ -1260,6 +1274,19 @@ function renderScreenPop(pop, session, compact, conv) {
   if (pop.transfer_note) {
     frag.append(h("div", { class: "sp-section" }, h("h4", null, t("transferNote")), h("div", { class: "sp-question", "data-testid": "pop-transfer-note" }, pop.transfer_note)));
   }
+  if (pop.bot && pop.bot.handoff_reason) {
+    // --- bot: why the bot handed over and what it already recorded
+    const reqs = pop.bot.requests || [];
+    frag.append(
+      h(
+        "div",
+        { class: "sp-section" },
+        h("h4", null, t("botHandoff")),
+        h("div", { class: "sp-question", "data-testid": "pop-bot-reason" }, t(`botReason_${pop.bot.handoff_reason}`)),
+        reqs.length ? h("div", { class: "muted", "data-testid": "pop-bot-requests" }, `${t("botRequests")}: ${reqs.join(", ")}`) : null,
+      ),
+    );
+  }
   // what the customer asked before an agent was there: pre-chat question and bot transcript
   const transcript = pop.transcript || [];
   const question = pop.question || (session && session.question);
@@ -1275,7 +1302,7 @@ function renderScreenPop(pop, session, compact, conv) {
         h(
           "div",
           { class: "sp-transcript", "data-testid": "pop-transcript" },
-          transcript.slice(-8).map((m) => h("p", null, h("b", null, `${senderLabel(m)}: `), m.text || (m.order ? `[${t("order")} ${m.order.order_no}]` : `[${t("file")}]`))),
+          transcript.slice(-20).map((m) => h("p", null, h("b", null, `${senderLabel(m)}: `), m.text || (m.order ? `[${t("order")} ${m.order.order_no}]` : `[${t("file")}]`))),
         ),
       ),
     );

@@ -1,0 +1,115 @@
+"""The bot front line in a real browser: the widget on /demo talks to the bot (chips,
+answers, feedback), the customer taps "talk to a person", and the agent workspace on
+/agent gets the offer with the bot transcript and the reason; then the admin FAQ page."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Pages
+from tests.browser.test_chat_pages import accept_offer, go_available, send_as_agent, sign_in
+
+SHIPPING_ZH = "单笔订单满 99 元包邮"
+REFUND_ZH = "1-3 个工作日原路退回"
+
+
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    return {"CONTACTD_BOT__FIRST_QUEUES": json.dumps(["presales", "aftersales"])}
+
+
+@pytest.fixture
+def checked(pages: Pages) -> Iterator[Pages]:
+    yield pages
+    assert pages.js_errors() == []
+
+
+def bot_texts(page: Page) -> object:
+    return page.locator('[data-testid="cd-message"][data-sender="bot"] [data-testid="cd-text"]')
+
+
+def test_bot_answers_then_hands_over_to_an_agent(checked: Pages) -> None:
+    customer = checked.new("customer")
+    customer.goto("/demo")
+    customer.get_by_test_id("cd-launcher").click()
+    customer.get_by_test_id("cd-start").click()
+
+    # the bot greets, offers chips, and the human button is there from the start
+    expect(bot_texts(customer).first).to_contain_text("转人工")
+    expect(customer.get_by_test_id("cd-status")).to_have_text("智能助手为您服务")
+    expect(customer.get_by_test_id("cd-bot-human")).to_be_visible()
+    expect(customer.get_by_test_id("cd-queue")).to_be_hidden()
+    chip = customer.get_by_test_id("cd-bot-chip").filter(has_text="运费怎么算？")
+    chip.click()
+    expect(bot_texts(customer).last).to_contain_text(SHIPPING_ZH)
+    feedback = customer.get_by_test_id("cd-bot-feedback")
+    expect(feedback).to_be_visible()
+    feedback.get_by_test_id("cd-bot-helpful").click()
+    expect(feedback).to_have_text("感谢反馈")
+    expect(bot_texts(customer).last).to_contain_text("很高兴")
+
+    customer.get_by_test_id("cd-input").fill("退款一般几天能到账？")
+    customer.get_by_test_id("cd-input").press("Enter")
+    expect(bot_texts(customer).last).to_contain_text(REFUND_ZH)
+
+    # an agent comes online; nothing is offered while the bot has the chat
+    agent = checked.new("agent")
+    sign_in(agent, "agent1")
+    go_available(agent)
+    expect(agent.get_by_test_id("offer-card")).to_have_count(0)
+
+    customer.get_by_test_id("cd-bot-human").click()
+    expect(customer.get_by_test_id("cd-bot-bar")).to_be_hidden()
+    expect(customer.get_by_test_id("cd-status")).not_to_have_text("智能助手为您服务")
+
+    offer = agent.get_by_test_id("offer-card")
+    expect(offer).to_have_count(1)
+    pop = offer.get_by_test_id("offer-screen-pop")
+    expect(pop.get_by_test_id("pop-bot-reason")).to_have_text("客户要求转人工")
+    expect(pop.get_by_test_id("pop-transcript")).to_contain_text("退款一般几天能到账？")
+    expect(pop.get_by_test_id("pop-transcript")).to_contain_text(REFUND_ZH)
+    accept_offer(agent)
+    expect(customer.get_by_test_id("cd-status")).to_contain_text("为您服务")
+    send_as_agent(agent, "您好，我来帮您看看退款进度")
+    agent_line = customer.locator('[data-testid="cd-message"][data-sender="agent"]')
+    expect(agent_line.last).to_contain_text("退款进度")
+    # the customer's whole conversation is still on their screen, bot part included
+    expect(bot_texts(customer).filter(has_text=REFUND_ZH)).to_have_count(1)
+
+
+def test_admin_edits_the_knowledge_base_on_its_page(checked: Pages) -> None:
+    admin = checked.new("admin")
+    admin.goto("/admin/faq")
+    admin.get_by_test_id("login-username").fill("admin")
+    admin.get_by_test_id("login-password").fill("contactd-demo")
+    admin.get_by_test_id("login-submit").click()
+    rows = admin.get_by_test_id("faq-row")
+    expect(rows.first).to_be_visible()
+    count = rows.count()
+
+    admin.get_by_test_id("faq-new").click()
+    admin.get_by_test_id("faq-question").fill("支持花呗分期吗？")
+    admin.get_by_test_id("faq-variants").fill("可以分期吗\n花呗分期")
+    admin.get_by_test_id("faq-answer").fill("支持花呗 3/6/12 期分期。")
+    admin.get_by_test_id("faq-tags").fill("支付")
+    admin.get_by_test_id("faq-save").click()
+    expect(rows).to_have_count(count + 1)
+    expect(rows.filter(has_text="支持花呗分期吗？")).to_have_count(1)
+
+    # try it the way a customer would ask
+    admin.get_by_test_id("faq-try").fill("能用花呗分期吗")
+    admin.get_by_test_id("faq-try").press("Enter")
+    expect(admin.get_by_test_id("faq-try-result")).to_contain_text("支持花呗分期吗？")
+
+    rows.filter(has_text="支持花呗分期吗？").get_by_test_id("faq-edit").click()
+    admin.get_by_test_id("faq-answer").fill("支持花呗 3/6/12/24 期分期。")
+    admin.get_by_test_id("faq-save").click()
+    expect(rows.filter(has_text="3/6/12/24")).to_have_count(1)
+
+    admin.once("dialog", lambda d: d.accept())
+    rows.filter(has_text="支持花呗分期吗？").get_by_test_id("faq-delete").click()
+    expect(rows).to_have_count(count)
