@@ -121,11 +121,19 @@ def seeded_data_dir(redis_url: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture
-def server(redis_url: str, seeded_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
+def server_env() -> dict[str, str]:
+    """Extra CONTACTD_* settings for the server; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def server(
+    redis_url: str, seeded_data_dir: Path, tmp_path: Path, server_env: dict[str, str]
+) -> Iterator[Server]:
     site = "b" + secrets.token_hex(6)
     port = free_port()
     secret = secrets.token_hex(16)
-    env = _server_env(tmp_path, redis_url, site, port, secret)
+    env = {**_server_env(tmp_path, redis_url, site, port, secret), **server_env}
     shutil.copytree(seeded_data_dir, tmp_path / "data")
     log_path = tmp_path / "server.log"
     url = f"http://127.0.0.1:{port}"

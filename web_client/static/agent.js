@@ -1,6 +1,8 @@
 // contactd agent workspace. Speaks the /agent namespace of docs/protocol.md with the
 // official socket.io-client (window.io, loaded by the page) and the REST API for sign-in.
 // No framework: the page's markup is in pages/agent.html, this module fills it in.
+// Calls (the phone channel) are in voice.js, which this module drives through a few hooks.
+import { VOICE_LABELS, createVoice } from "./voice.js";
 
 // ------------------------------------------------------------------- labels --
 const LABELS = {
@@ -233,6 +235,8 @@ const LABELS = {
 };
 
 const LANG = String(navigator.language || "zh").toLowerCase().startsWith("en") ? "en" : "zh";
+Object.assign(LABELS.zh, VOICE_LABELS.zh);
+Object.assign(LABELS.en, VOICE_LABELS.en);
 const L = LABELS[LANG];
 const ACK_TIMEOUT_MS = 10000;
 const AUTH_KEY = "contactd.agent.auth";
@@ -636,6 +640,7 @@ function onOffer(p) {
       setTimeout(() => dropOffer(p.offer_id), 1500);
     }
   };
+  voice.decorateOffer(el, session, pop);
   const entry = { el, timer: setInterval(tick, 250), pop, session };
   app.offers.set(p.offer_id, entry);
   tick();
@@ -738,6 +743,7 @@ function renderTab(conv) {
   const state = convState(conv);
   const last = conv.peerTyping ? t("typingIn") : conv.lastText;
   conv.tab.dataset.state = state;
+  voice.renderTab(conv);
   conv.tab.classList.toggle("on", app.current === conv.sid);
   conv.tab.replaceChildren(
     h("div", { class: "avatar", style: `background:${avatarColor(conv.sid)}` }, initial(name), h("i", { class: "state-dot" })),
@@ -812,6 +818,7 @@ function renderConvChrome() {
   endedBanner.hidden = s.state !== "ended" || conv.wrapping;
   if (!endedBanner.hidden) $("#ended-text").textContent = t(`end_${s.end_reason || "resolved"}`);
   renderPeerTyping(conv);
+  voice.render(conv);
 }
 
 function scrollDown() {
@@ -903,6 +910,7 @@ function addMessage(conv, m, live) {
   while (conv.shown.has(conv.lastSeq + 1)) conv.lastSeq++;
   if (live && m.seq > conv.lastSeq + 1) syncConv(conv);
   if (m.sender && m.sender.type === "customer") setPeerTyping(conv, false);
+  if (voice.onMessage(conv, m) && app.current === conv.sid) renderConvChrome();
   if (m.kind !== "event") {
     conv.lastText = m.text || (m.attachment ? `[${m.attachment.name || t("file")}]` : m.order ? `[${t("order")} ${m.order.order_no}]` : "");
     conv.lastAt = m.created_at || Date.now();
@@ -1424,8 +1432,11 @@ function wire() {
   for (const b of document.querySelectorAll("dialog [data-close]")) b.addEventListener("click", () => b.closest("dialog").close());
 }
 
+const voice = createVoice({ h, t, $, onEnd: () => openEnd() });
+
 function boot() {
   applyLabels();
+  voice.install();
   wire();
   try {
     app.auth = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");
