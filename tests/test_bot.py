@@ -14,7 +14,7 @@ from contactd.app import create_app
 from contactd.channels.bot.demo import DEMO_FAQS, seed_demo_faqs
 from contactd.clock import SystemClock
 from contactd.directory.demo import seed_demo_directory
-from contactd.keys import AUTH, DB
+from contactd.keys import AUTH, DB, ENGINE
 from contactd.settings import QueueConfig
 from tests.chat_helpers import Payload, Peer, identity, wait_for
 from tests.conftest import make_settings
@@ -418,3 +418,23 @@ async def test_a_file_gets_a_polite_text_only_note(make_bot_chat: MakeBotChat) -
     assert ack["message"]["kind"] == "order_card"
     await bot_says(cust, lambda t: "只能读文字" in t)
     await wait_for(lambda: cust.got("bot.prompt"), what="prompt")
+
+
+async def test_a_resent_message_is_answered_once(make_bot_chat: MakeBotChat) -> None:
+    chat = await make_bot_chat()
+    cust, sid = await start_with_bot(chat)
+    req = {"session_id": sid, "client_msg_id": "same-1", "kind": "text", "text": "运费怎么算？"}
+    first = await cust.ok("message.send", req)
+    again = await cust.ok("message.send", req)  # e.g. the ack was lost on a flaky network
+    assert first["message"]["seq"] == again["message"]["seq"]
+    sync = await cust.ok("sync", {"session_id": sid, "after_seq": 0})
+    answers = [m for m in sync["messages"] if m.get("text") == ANSWER["运费怎么算？"]]
+    assert len(answers) == 1
+
+
+async def test_lost_bot_state_still_gets_an_answer(make_bot_chat: MakeBotChat, redis: Any) -> None:
+    chat = await make_bot_chat()
+    cust, sid = await start_with_bot(chat)
+    await redis.delete(chat.app[ENGINE].keys.bot_state(sid))  # expired, or Redis replaced
+    await send(cust, sid, "运费怎么算？")
+    await bot_says(cust, lambda t: t == ANSWER["运费怎么算？"])

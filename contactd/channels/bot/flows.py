@@ -105,7 +105,8 @@ class FaqBot:
     async def _begin(self, c: Conversation, s: SessionRecord, flow: str) -> BotReply:
         c.flow, c.order_no = flow, None
         if s.customer_id:
-            orders = await self.directory.orders_of(s.customer_id, 5)
+            found = await self.directory.orders_of(s.customer_id, 5)
+            orders = sorted(found, key=lambda o: o.order_no != s.order_no)  # the page's first
             if len(orders) == 1:
                 return await self._with_order(c, s, orders[0])
             if orders:

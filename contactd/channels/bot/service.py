@@ -96,9 +96,10 @@ class BotService:
 
     async def on_customer_message(self, record: SessionRecord, msg: Message) -> None:
         async with self._lock(record.id):
-            c = await self._load(record.id)
-            if c is not None:
-                await self._handle(record, msg, c)
+            # a conversation whose state is gone (expired, Redis replaced) starts afresh:
+            # the customer is answered either way, never left talking to nobody
+            c = await self._load(record.id) or Conversation()
+            await self._handle(record, msg, c)
 
     # customer actions (socket events) ---------------------------------------------
     async def handoff(self, visitor_id: str, session_id: str) -> SessionRecord:
