@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from contactd.app import create_app
@@ -193,6 +194,9 @@ async def test_handoff_button_is_one_tap_and_harmless_twice(make_bot_chat: MakeB
     assert offer["screen_pop"]["bot"]["handoff_reason"] == "asked"
     handoffs = [t for t in bot_texts(cust) if "转接人工" in t]
     assert len(handoffs) == 1
+    async with aiohttp.ClientSession() as http, http.get(chat.base + "/metrics") as r:
+        metrics = await r.text()
+    assert 'contactd_bot_handoffs_total{queue="sales",reason="asked"} 1.0' in metrics
 
 
 async def test_two_misses_in_a_row_hand_over(make_bot_chat: MakeBotChat) -> None:
@@ -438,3 +442,50 @@ async def test_lost_bot_state_still_gets_an_answer(make_bot_chat: MakeBotChat, r
     await redis.delete(chat.app[ENGINE].keys.bot_state(sid))  # expired, or Redis replaced
     await send(cust, sid, "运费怎么算？")
     await bot_says(cust, lambda t: t == ANSWER["运费怎么算？"])
+
+
+async def test_address_change_only_before_shipping(make_bot_chat: MakeBotChat) -> None:
+    chat = await make_bot_chat()
+    cust, sid = await start_with_bot(chat, auth=identity(SECRET, "u1001", "张三"))
+    await send(cust, sid, "修改收货地址")
+    await bot_says(cust, lambda t: "选择" in t)
+    await send(cust, sid, ORDER)  # shipped
+    await bot_says(cust, lambda t: "无法再修改" in t)
+
+    unpaid = "O2026112300000002"
+    await send(cust, sid, "改地址")
+    await send(cust, sid, unpaid)
+    await bot_says(cust, lambda t: "新的收货地址" in t)
+    await send(cust, sid, "北京")
+    await bot_says(cust, lambda t: "地址太短" in t)
+    new_address = "李四 13900001111 北京市海淀区中关村大街 1 号"
+    await send(cust, sid, new_address)
+    await bot_says(cust, lambda t: "改地址申请" in t)
+    _, found = await chat.rest(f"/api/v1/bot/requests?order_no={unpaid}", "super1")
+    assert [(r["kind"], r["details"]) for r in found] == [
+        ("address_change", {"new_address": new_address})
+    ]
+    # a refund cannot start on an unpaid order
+    await send(cust, sid, "申请退款")
+    await send(cust, sid, unpaid)
+    await bot_says(cust, lambda t: "不能在线申请退款" in t)
+    _, found = await chat.rest(f"/api/v1/bot/requests?order_no={unpaid}&kind=refund", "super1")
+    assert found == []
+
+
+async def test_a_flow_can_be_left_and_someone_elses_order_is_refused(
+    make_bot_chat: MakeBotChat,
+) -> None:
+    chat = await make_bot_chat()
+    cust, sid = await start_with_bot(chat, auth=identity(SECRET, "u1002", "李娜"))
+    await send(cust, sid, "查物流")
+    mark = cust.mark()
+    await send(cust, sid, ORDER)  # u1001's order: not shown to u1002
+    said = await bot_says(cust, lambda t: bool(t), since=mark)
+    assert "顺丰" not in (said["text"] or "") and "没有找到" in (said["text"] or "")
+    await send(cust, sid, "取消")
+    await bot_says(cust, lambda t: "已取消" in t)
+    mark = cust.mark()
+    await send(cust, sid, "运费怎么算？")
+    await bot_says(cust, lambda t: t == ANSWER["运费怎么算？"], since=mark)
+    assert all(m["message"]["kind"] != "order_card" for m in cust.got("message"))
