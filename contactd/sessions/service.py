@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -29,6 +29,21 @@ from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 
 _NUMBER_TTL_S = 3 * 86400
+
+
+class NewSession(TypedDict, total=False):
+    """What a new session is opened with (``SessionService.open`` / ``new_values``)."""
+
+    channel: Required[str]
+    entry_point: Required[str]
+    queue_id: Required[str]
+    visitor_id: Required[str | None]
+    customer_id: str | None
+    customer_name: str | None
+    customer_phone: str | None
+    order_no: str | None
+    meta: dict[str, Any] | None
+    state: SessionState
 
 
 class SessionService:
@@ -62,34 +77,32 @@ class SessionService:
             n, _ = await pipe.execute()
         return f"S{day}-{int(n):06d}"
 
-    async def open(
-        self,
-        *,
-        channel: str,
-        entry_point: str,
-        queue_id: str,
-        visitor_id: str | None,
-        customer_id: str | None = None,
-        customer_name: str | None = None,
-        customer_phone: str | None = None,
-        order_no: str | None = None,
-        meta: dict[str, Any] | None = None,
-        state: SessionState = "queued",
-    ) -> SessionRecord:
+    async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:
+        values = await self.new_values(**fields)
+        async with write_transaction(self.engine) as conn:
+            await repo.insert(conn, values)
+            record = await repo.get(conn, values["id"])
+        assert record is not None
+        return record
+
+    async def new_values(self, **fields: Unpack[NewSession]) -> dict[str, Any]:
+        """The row of a new session, with its service number (not yet stored: ``open``
+        stores one; the phone channel stores many in one transaction)."""
         sid = await self.next_number()
         now = self.clock.now_ms()
-        values: dict[str, Any] = {
+        state = fields.get("state", "queued")
+        return {
             "id": sid,
             "contact_id": sid,
-            "channel": channel,
-            "entry_point": entry_point,
-            "queue_id": queue_id,
+            "channel": fields["channel"],
+            "entry_point": fields["entry_point"],
+            "queue_id": fields["queue_id"],
             "state": state,
-            "visitor_id": visitor_id,
-            "customer_id": customer_id,
-            "customer_name": customer_name,
-            "customer_phone": customer_phone,
-            "order_no": order_no,
+            "visitor_id": fields["visitor_id"],
+            "customer_id": fields.get("customer_id"),
+            "customer_name": fields.get("customer_name"),
+            "customer_phone": fields.get("customer_phone"),
+            "order_no": fields.get("order_no"),
             "agent_id": None,
             "agent_name": None,
             "agents": [],
@@ -99,13 +112,8 @@ class SessionService:
             "transfers": 0,
             "responses": 0,
             "response_total_ms": 0,
-            "meta": meta,
+            "meta": fields.get("meta"),
         }
-        async with write_transaction(self.engine) as conn:
-            await repo.insert(conn, values)
-            record = await repo.get(conn, sid)
-        assert record is not None
-        return record
 
     async def discard(self, session_id: str) -> None:
         """Remove a session that never entered a queue (refused at the cap)."""

@@ -8,6 +8,7 @@ gets the screen-pop looked up by the caller's number."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from contactd.channels.ivr import selfservice as ss
@@ -31,6 +32,7 @@ from contactd.channels.ivr.models import (
     Say,
     Voicemail,
 )
+from contactd.channels.ivr.opener import SessionOpener
 from contactd.channels.ivr.repository import IvrRepository
 from contactd.channels.ivr.store import IvrStore
 from contactd.clock import Clock
@@ -62,6 +64,7 @@ class IvrService:
         self.store = store
         self.repo = repo
         self.sessions = sessions
+        self.opener = SessionOpener(sessions)
         self.routing = routing
         self.directory = directory
         self.cases = cases
@@ -94,24 +97,22 @@ class IvrService:
 
     # call.incoming --------------------------------------------------------------
     async def _incoming(self, e: CallIncoming) -> Instruction:
-        existing = await self.store.call(e.call_id)
-        if existing is not None:
-            return await self._resume(existing)  # the platform announced the call again
-        customer = await self._customer(e.caller)
         state = CallState(
             call_id=e.call_id,
             caller=e.caller,
             dialled=e.dialled,
             ivr_path=e.ivr_path,
-            customer_id=customer.id if customer else None,
-            customer_name=customer.name if customer else None,
-            vip=bool(customer and customer.vip),
             started_at=self.clock.now_ms(),
         )
-        if await self.store.create(state) == "exists":
+        # claim the call and look the caller up at the same time
+        created, customer = await asyncio.gather(self.store.create(state), self._customer(e.caller))
+        if created == "exists":  # the platform announced the call again (a new event id)
             again = await self.store.call(e.call_id)
-            assert again is not None
-            return await self._resume(again)
+            if again is not None:
+                return await self._resume(again)
+        if customer is not None:
+            state.customer_id, state.customer_name = customer.id, customer.name
+            state.vip = customer.vip
         greeting = self.t.welcome_back.format(name=customer.name) if customer else self.t.welcome
         queue_id = self.cfg.numbers.get(e.dialled) or (
             self.cfg.paths.get(e.ivr_path) if e.ivr_path else None
@@ -120,6 +121,7 @@ class IvrService:
             queue_id = self._voice_queue()
         if queue_id is not None:
             return await self._enqueue(state, queue_id, greeting)
+        await self.store.save(state)
         return self._main(greeting)
 
     async def _customer(self, phone: str) -> Customer | None:
@@ -221,7 +223,7 @@ class IvrService:
 
     # queue --------------------------------------------------------------------------
     async def _enqueue(self, state: CallState, queue_id: str, prefix: str) -> Instruction:
-        record = await self.sessions.open(
+        record = await self.opener.open(
             channel="voice",
             entry_point="phone",
             queue_id=queue_id,

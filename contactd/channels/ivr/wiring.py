@@ -29,4 +29,6 @@ async def ivr_ctx(app: web.Application, cases: CaseDesk | None = None) -> AsyncI
         app[CLOCK],
     )
     app[IVR] = Deliveries(service, store)
+    service.opener.start()
     yield
+    await service.opener.stop()
