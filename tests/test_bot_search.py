@@ -3,6 +3,8 @@ real databases (SQLite and PostgreSQL) with its cross-process index refresh thro
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -76,8 +78,16 @@ async def test_knowledge_base_on_the_database(db: AsyncEngine, redis: Redis, sit
     assert (await other.search("花呗分期")).answer is None  # disabled: not answered
     await kb.delete(faq.id, ctx)
     assert await kb.entries(q="花呗") == []
-    await kb.count_use(zh.answer.faq_id, "hits")
-    await kb.count_use(zh.answer.faq_id, "hits")
-    assert (await kb.get(zh.answer.faq_id)).hits == 2
+    faq_id = zh.answer.faq_id
+    await kb.count_use(faq_id, "hits")
+    await asyncio.gather(*(other.count_use(faq_id, "hits") for _ in range(5)))
+    await kb.count_use(faq_id, "unhelpful")
+    assert (await kb.get(faq_id)).hits == 6  # pending counts are read too
+    assert await kb.flush_counts() == 1
+    assert await other.flush_counts() == 0  # nothing counted twice
+    stored = await kb.get(faq_id)
+    assert (stored.hits, stored.unhelpful) == (6, 1)
+    await other.count_use(faq_id, "helpful")
+    assert (await kb.entries(q="退款多久"))[0].helpful == 1
     suggested = await kb.suggested("en", 3)
     assert suggested and all(f.lang == "en" and f.suggested for f in suggested)

@@ -133,6 +133,12 @@ class SiteKeys:
         return self.base + "bot:idle"
 
     @property
+    def bot_faq_counts(self) -> str:
+        """FAQ usage counted since the last move to SQL (hash "<faq id>:<hits|helpful|
+        unhelpful>" → n); renamed to "<this>:flush:<token>" while one process moves it."""
+        return self.base + "bot:faqn"
+
+    @property
     def bot_kb_version(self) -> str:
         """Bumped on every knowledge-base change: every process rebuilds its index."""
         return self.base + "bot:kbv"

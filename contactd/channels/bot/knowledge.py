@@ -5,10 +5,13 @@ at once, on the others at their next search (a version counter in Redis)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+import secrets
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +26,21 @@ from contactd.settings import BotSettings
 from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 from contactd.storage.tables import bot_faqs as t
+
+log = logging.getLogger(__name__)
+
+
+UseCounter = Literal["hits", "helpful", "unhelpful"]
+_COUNTERS: tuple[str, ...] = get_args(UseCounter)
+
+
+def _parse_counts(raw: dict[Any, Any]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {}
+    for key, value in raw.items():
+        faq_id, _, field = (key.decode() if isinstance(key, bytes) else str(key)).partition(":")
+        if faq_id.isdigit() and field in _COUNTERS:
+            out.setdefault(int(faq_id), {})[field] = int(value)
+    return out
 
 
 def _faq(row: RowMapping) -> Faq:
@@ -65,7 +83,7 @@ class KnowledgeBase:
             )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        faqs = [_faq(r) for r in rows]
+        faqs = await self._with_pending([_faq(r) for r in rows])
         if tag:  # JSON lists differ between SQLite and PostgreSQL: filter here
             faqs = [f for f in faqs if tag in f.tags]
         return faqs[offset : offset + limit]
@@ -75,7 +93,7 @@ class KnowledgeBase:
             row = (await conn.execute(sa.select(t).where(t.c.id == faq_id))).mappings().first()
         if row is None:
             raise ContactdError(ErrorCode.faq_not_found, f"no FAQ entry {faq_id}")
-        return _faq(row)
+        return (await self._with_pending([_faq(row)]))[0]
 
     async def create(self, body: FaqIn, ctx: AuditContext) -> Faq:
         now = self.clock.now_ms()
@@ -148,11 +166,44 @@ class KnowledgeBase:
             conn=conn,
         )
 
-    async def count_use(self, faq_id: int, field: str) -> None:
-        """hits / helpful / unhelpful + 1, in SQL (no lost updates across processes)."""
-        column = t.c[field]
+    # usage counters -------------------------------------------------------------
+    # Counted in Redis (one HINCRBY on the answer's path, no SQL write to wait for) and
+    # moved to SQL in the background; reads add what is still pending, so they are exact.
+    async def count_use(self, faq_id: int, field: UseCounter) -> None:
+        await self.redis.hincrby(self.keys.bot_faq_counts, f"{faq_id}:{field}", 1)
+
+    async def _with_pending(self, faqs: list[Faq]) -> list[Faq]:
+        pending = _parse_counts(await self.redis.hgetall(self.keys.bot_faq_counts))
+        if not pending:
+            return faqs
+        return [
+            f.model_copy(update={k: getattr(f, k) + n for k, n in pending.get(f.id, {}).items()})
+            for f in faqs
+        ]
+
+    async def flush_counts(self) -> int:
+        """Move the pending counters to SQL; returns how many entries changed. The hash is
+        renamed away first, so each increment is applied by exactly one process."""
+        batch = f"{self.keys.bot_faq_counts}:flush:{secrets.token_hex(8)}"
+        try:
+            await self.redis.rename(self.keys.bot_faq_counts, batch)
+        except ResponseError:  # no such key: nothing counted since the last flush
+            return 0
+        counts = _parse_counts(await self.redis.hgetall(batch))
         async with write_transaction(self.engine) as conn:
-            await conn.execute(sa.update(t).where(t.c.id == faq_id).values({field: column + 1}))
+            for faq_id, fields in counts.items():
+                values = {k: t.c[k] + n for k, n in fields.items()}
+                await conn.execute(sa.update(t).where(t.c.id == faq_id).values(values))
+        await self.redis.delete(batch)
+        return len(counts)
+
+    async def run_flusher(self, interval_s: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.flush_counts()
+            except Exception:
+                log.exception("moving FAQ usage counters to SQL failed")
 
     async def _changed(self) -> None:
         self._version = None
@@ -173,7 +224,9 @@ class KnowledgeBase:
                     entries = {f.id: f for f in map(_faq, rows)}
                     docs = [(f.id, v) for f in entries.values() for v in [f.question, *f.variants]]
                     docs += [(i.key, p) for i in INTENTS for p in i.phrases]
-                    self._index, self._entries = TfIdfIndex(docs), entries
+                    # a big knowledge base takes a moment: build it off the event loop
+                    index = await asyncio.to_thread(TfIdfIndex, docs)
+                    self._index, self._entries = index, entries
                     self._version = version
         assert self._index is not None
         return self._index, self._entries

@@ -51,8 +51,10 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     chat.front = service
     unsubscribe = install_bot_realtime(app[SIO], chat.sessions.bus, service)
     idle = asyncio.create_task(service.run_idle(), name="bot-idle")
+    counts = asyncio.create_task(kb.run_flusher(), name="bot-faq-counts")
     yield
-    await stop_tasks([idle])
+    await stop_tasks([idle, counts])
+    await kb.flush_counts()
     unsubscribe()
     chat.front = None
     if http is not None:
