@@ -107,6 +107,14 @@ class Metrics:
             ["queue", "reason"],
             registry=r,
         )
+        # --- voice ---
+        self.ivr_events = Counter(
+            "contactd_ivr_events",
+            "IVR webhook events run, by type and result (the instruction's action, or the "
+            "error code); repeats of an event already answered are counted as result=repeat",
+            ["type", "result"],
+            registry=r,
+        )
 
     def observe(self, event: BaseModel) -> None:
         """Bus listener: routing events → counters."""

@@ -11,15 +11,17 @@ from contactd.channels.ivr.models import Instruction, IvrEvent
 from contactd.channels.ivr.service import IvrService
 from contactd.channels.ivr.store import IvrStore, StoredAnswer
 from contactd.errors import ContactdError
+from contactd.metrics import Metrics
 
 Render = Callable[[IvrEvent, Instruction], StoredAnswer]
 RenderError = Callable[[ContactdError], StoredAnswer]
 
 
 class Deliveries:
-    def __init__(self, service: IvrService, store: IvrStore) -> None:
+    def __init__(self, service: IvrService, store: IvrStore, metrics: Metrics) -> None:
         self.service = service
         self.store = store
+        self.metrics = metrics
 
     async def deliver(
         self,
@@ -34,14 +36,19 @@ class Deliveries:
         digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
         claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s)
         if claim.answer is not None:
+            self.metrics.ivr_events.labels(event.type, "repeat").inc()
             return claim.answer, True
         assert claim.owner is not None
         try:
-            answer = render(event, await self.service.handle(event))
+            instruction = await self.service.handle(event)
+            answer = render(event, instruction)
+            result: str = instruction.action
         except ContactdError as exc:  # a refusal is an answer too: a retry gets the same
             answer = render_error(exc)
+            result = exc.code.value
         except BaseException:
             await self.store.release(event.id, claim.owner)
             raise
         await self.store.finish(event.id, digest, answer)
+        self.metrics.ivr_events.labels(event.type, result).inc()
         return answer, False

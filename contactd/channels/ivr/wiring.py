@@ -11,7 +11,7 @@ from contactd.channels.ivr.delivery import Deliveries
 from contactd.channels.ivr.repository import IvrRepository
 from contactd.channels.ivr.service import IvrService
 from contactd.channels.ivr.store import IvrStore
-from contactd.keys import CLOCK, DB, DIRECTORY, ENGINE, IVR, REDIS, SESSIONS, SETTINGS
+from contactd.keys import CLOCK, DB, DIRECTORY, ENGINE, IVR, METRICS, REDIS, SESSIONS, SETTINGS
 
 
 async def ivr_ctx(app: web.Application, cases: CaseDesk | None = None) -> AsyncIterator[None]:
@@ -28,7 +28,7 @@ async def ivr_ctx(app: web.Application, cases: CaseDesk | None = None) -> AsyncI
         settings,
         app[CLOCK],
     )
-    app[IVR] = Deliveries(service, store)
+    app[IVR] = Deliveries(service, store, app[METRICS])
     service.opener.start()
     yield
     await service.opener.stop()
