@@ -236,8 +236,11 @@ async def run_against(
 
     samples: list[int] = []
     await paced(one, max(1, int(rate * window_s)), rate, samples, max_in_flight=customers)
-    for c in crowd:
-        await c.client.disconnect()
+    await asyncio.gather(*(c.client.disconnect() for c in crowd))
+    for c in crowd:  # python-socketio leaves its aiohttp session to the garbage collector
+        http = getattr(c.client.eio, "http", None)
+        if http is not None and not http.closed:
+            await http.close()
     return {
         "answers_per_s": round(per_s, 1),
         "latency": latency_summary_ms(samples),
