@@ -133,3 +133,16 @@ def audit_context(request: web.Request, who: Principal | None) -> AuditContext:
     return AuditContext(
         actor=who, ip=request.remote, request_id=request.headers.get("X-Request-Id")
     )
+
+
+def paging(request: web.Request, default: int = 50, most: int = 500) -> tuple[int, int]:
+    """``limit`` (1..``most``) and ``offset`` (>= 0) from the query string."""
+    q = request.query
+    try:
+        limit = max(1, min(int(q.get("limit", str(default))), most))
+        offset = max(0, int(q.get("offset", "0")))
+    except ValueError as exc:
+        raise ContactdError(
+            ErrorCode.validation_failed, "limit and offset must be integers"
+        ) from exc
+    return limit, offset

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict
 
-from contactd.api.edge import json_model, principal
+from contactd.api.edge import json_model, paging, principal
 from contactd.api.registry import api
 from contactd.errors import ContactdError, ErrorCode
 from contactd.keys import CHAT, UPLOADS, VISITORS
@@ -142,11 +142,7 @@ async def search(request: web.Request) -> web.Response:
         if not who.can("agent.work"):
             raise ContactdError(E.forbidden, "this needs the permission 'contacts.view'")
         filters["agent_id"] = who.name  # agents search their own sessions only
-    try:
-        limit = max(1, min(int(q.get("limit", "50")), 500))
-        offset = max(0, int(q.get("offset", "0")))
-    except ValueError as exc:
-        raise ContactdError(E.validation_failed, "limit and offset must be integers") from exc
+    limit, offset = paging(request)
     items = await request.app[CHAT].sessions.search(
         **filters,
         since=_ms(q.get("since"), "since"),

@@ -8,7 +8,13 @@ import json
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contactd.api.edge import error_response, json_model, principal, validation_details
+from contactd.api.edge import (
+    error_response,
+    json_model,
+    paging,
+    principal,
+    validation_details,
+)
 from contactd.api.registry import api
 from contactd.channels.ivr.models import Callback, Instruction, IvrAnswer, IvrEvent, IvrWebhook
 from contactd.channels.ivr.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -116,15 +122,10 @@ class CallbackPage(BaseModel):
 )
 async def list_callbacks(request: web.Request) -> web.Response:
     await principal(request, "contacts.view")
-    q = request.query
-    state = q.get("state") or None
+    state = request.query.get("state") or None
     if state not in (None, "open", "done"):
         raise ContactdError(E.validation_failed, "state is open or done")
-    try:
-        limit = max(1, min(int(q.get("limit", "50")), 500))
-        offset = max(0, int(q.get("offset", "0")))
-    except ValueError as exc:
-        raise ContactdError(E.validation_failed, "limit and offset must be integers") from exc
+    limit, offset = paging(request)
     items = await request.app[IVR].service.repo.callbacks(state, limit, offset)
     return json_model(CallbackPage(items=items))
 
