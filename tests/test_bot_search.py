@@ -13,10 +13,13 @@ from contactd.auth.audit import AuditLog
 from contactd.auth.models import AuditContext
 from contactd.channels.bot.demo import seed_demo_faqs
 from contactd.channels.bot.knowledge import KnowledgeBase
-from contactd.channels.bot.models import FaqIn, FaqPatch
+from contactd.channels.bot.models import FaqIn, FaqPatch, SelfServiceRequest
+from contactd.channels.bot.requests import SelfServiceRequests
 from contactd.channels.bot.text import TfIdfIndex, contains_phrase, language, tokens
 from contactd.clock import ManualClock
+from contactd.sessions import repository as sessions_repo
 from contactd.settings import BotSettings
+from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 
 
@@ -91,3 +94,65 @@ async def test_knowledge_base_on_the_database(db: AsyncEngine, redis: Redis, sit
     assert (await kb.entries(q="退款多久"))[0].helpful == 1
     suggested = await kb.suggested("en", 3)
     assert suggested and all(f.lang == "en" and f.suggested for f in suggested)
+
+
+class _CaseModule:
+    """Stands in for the case module on the other branch: opens tickets for refunds."""
+
+    def __init__(self) -> None:
+        self.opened: list[SelfServiceRequest] = []
+
+    async def open_ticket(self, request: SelfServiceRequest) -> str | None:
+        if request.kind != "refund":
+            return None
+        self.opened.append(request)
+        return f"T-{len(self.opened)}"
+
+
+async def _session(db: AsyncEngine, sid: str) -> None:
+    values = {
+        "id": sid,
+        "contact_id": sid,
+        "channel": "chat",
+        "entry_point": "home",
+        "queue_id": "sales",
+        "state": "bot",
+        "visitor_id": "v1",
+        "customer_id": "u1001",
+        "customer_name": None,
+        "customer_phone": None,
+        "order_no": None,
+        "agent_id": None,
+        "agent_name": None,
+        "agents": [],
+        "created_at": 1,
+        "queued_at": None,
+        "last_seq": 0,
+        "transfers": 0,
+        "responses": 0,
+        "response_total_ms": 0,
+        "meta": None,
+    }
+    async with write_transaction(db) as conn:
+        await sessions_repo.insert(conn, values)
+
+
+async def test_requests_are_recorded_once_and_open_tickets(db: AsyncEngine) -> None:
+    clock = ManualClock()
+    cases = _CaseModule()
+    requests = SelfServiceRequests(db, clock, "Asia/Shanghai", after_sales=cases)
+    await _session(db, "S20261123-000001")
+    ref = {"session_id": "S20261123-000001", "order_no": "O1", "customer_id": "u1001"}
+    refund, created = await requests.record("refund", **ref, details={"reason": "坏了"})
+    assert created and refund.status == "ticket_opened" and refund.ticket_id == "T-1"
+    again, created = await requests.record("refund", **ref, details={"reason": "again"})
+    assert not created and again.id == refund.id and len(cases.opened) == 1
+    address, created = await requests.record(
+        "address_change", **ref, details={"new_address": "北京市海淀区"}
+    )
+    assert created and address.status == "recorded" and address.ticket_id is None
+    stored = await requests.search(session_id="S20261123-000001")
+    assert {(r.kind, r.status, r.ticket_id) for r in stored} == {
+        ("refund", "ticket_opened", "T-1"),
+        ("address_change", "recorded", None),
+    }

@@ -12,6 +12,7 @@ from contactd.auth.models import Principal
 from contactd.auth.visitors import Identity
 from contactd.channels.uploads import Uploads
 from contactd.directory.base import Directory
+from contactd.directory.models import Customer
 from contactd.errors import ContactdError, ErrorCode
 from contactd.routing.service import RoutingEngine
 from contactd.sessions.models import (
@@ -160,11 +161,13 @@ class ChatService:
             customer = await self.directory.customer(identity.customer_id)
             if customer is not None:
                 name, phone = customer.name, customer.phone
-                if customer.vip:
-                    priority = self.settings.im.vip_priority
+                priority = self._priority(customer)
             name = name or identity.name
             phone = phone or identity.phone
         return name, phone, priority
+
+    def _priority(self, customer: Customer | None) -> int:
+        return self.settings.im.vip_priority if customer is not None and customer.vip else 0
 
     async def _enqueue(self, record: SessionRecord, priority: int, meta: dict[str, Any]) -> None:
         await self.routing.enqueue(
@@ -180,7 +183,7 @@ class ChatService:
         ``bot`` (why, what the bot recorded) goes to the screen-pop. Refused (a full
         queue): the chat stays with the bot and the error is raised."""
         customer = await self.directory.customer(record.customer_id) if record.customer_id else None
-        priority = self.settings.im.vip_priority if customer and customer.vip else 0
+        priority = self._priority(customer)
         after = await self.sessions.change(
             record.id,
             state="queued",
