@@ -113,3 +113,27 @@ def test_admin_edits_the_knowledge_base_on_its_page(checked: Pages) -> None:
     admin.once("dialog", lambda d: d.accept())
     rows.filter(has_text="支持花呗分期吗？").get_by_test_id("faq-delete").click()
     expect(rows).to_have_count(count)
+
+
+def test_english_customer_reloads_and_still_reaches_a_person(checked: Pages) -> None:
+    customer = checked.new("customer", locale="en-US")
+    customer.goto("/demo")
+    customer.get_by_test_id("cd-launcher").click()
+    customer.get_by_test_id("cd-question").fill("How much is shipping?")
+    customer.get_by_test_id("cd-start").click()
+    expect(bot_texts(customer).last).to_contain_text("Shipping is free on orders over ¥99")
+    expect(customer.get_by_test_id("cd-status")).to_have_text("Our assistant is helping you")
+    expect(customer.get_by_test_id("cd-bot-human")).to_contain_text("Talk to a person")
+
+    # a reload (or a dropped connection) keeps the conversation, the chips and the button
+    customer.reload()
+    customer.get_by_test_id("cd-launcher").click()
+    expect(bot_texts(customer).last).to_contain_text("Shipping is free on orders over ¥99")
+    expect(customer.get_by_test_id("cd-bot-chip").first).to_be_visible()
+    expect(customer.get_by_test_id("cd-bot-feedback")).to_be_visible()
+
+    customer.get_by_test_id("cd-input").fill("I want a human please")
+    customer.get_by_test_id("cd-input").press("Enter")
+    expect(customer.get_by_test_id("cd-bot-bar")).to_be_hidden()
+    expect(customer.get_by_test_id("cd-queue")).to_be_visible()
+    expect(bot_texts(customer).last).to_contain_text("Connecting you to a person")

@@ -59,8 +59,13 @@
       // the customer said something: the old chips no longer fit
       var m = p && p.message;
       if (m && m.sender && m.sender.type === "customer") self.showChips([]);
-      if (m && self.prompt && m.seq === self.prompt.after_seq) self.placeFeedback();
     });
+    // the answer a prompt asks about may be shown after the prompt came (replayed by sync)
+    var addMessage = widget.addMessage;
+    widget.addMessage = function (m, live) {
+      addMessage.call(widget, m, live);
+      if (m && self.prompt && m.seq === self.prompt.after_seq) self.placeFeedback();
+    };
     socket.on("connect", function () { self.refresh(); });
     this.refresh();
   }
