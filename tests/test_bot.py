@@ -15,7 +15,7 @@ from contactd.app import create_app
 from contactd.channels.bot.demo import DEMO_FAQS, seed_demo_faqs
 from contactd.clock import SystemClock
 from contactd.directory.demo import seed_demo_directory
-from contactd.keys import AUTH, DB, ENGINE
+from contactd.keys import AUTH, BOT, DB, ENGINE
 from contactd.settings import QueueConfig
 from tests.chat_helpers import Payload, Peer, identity, wait_for
 from tests.conftest import make_settings
@@ -489,3 +489,31 @@ async def test_a_flow_can_be_left_and_someone_elses_order_is_refused(
     await send(cust, sid, "运费怎么算？")
     await bot_says(cust, lambda t: t == ANSWER["运费怎么算？"], since=mark)
     assert all(m["message"]["kind"] != "order_card" for m in cust.got("message"))
+
+
+class _BrokenEngine:
+    """An engine that fails (a bug, a database outage): the customer must still get a
+    person."""
+
+    async def starters(self, lang: str) -> list[Any]:
+        return []
+
+    async def reply(self, *args: Any) -> Any:
+        raise RuntimeError("the knowledge base is down")
+
+
+async def test_a_failing_bot_hands_over_instead_of_going_silent(
+    make_bot_chat: MakeBotChat,
+) -> None:
+    chat = await make_bot_chat()
+    cust, sid = await start_with_bot(chat)
+    chat.app[BOT].service.engine = _BrokenEngine()
+    ack = await cust.ok(
+        "message.send",
+        {"session_id": sid, "client_msg_id": "x-1", "kind": "text", "text": "运费怎么算？"},
+    )
+    assert ack["message"]["text"] == "运费怎么算？"  # stored and acknowledged
+    await cust.wait("session.updated", lambda d: d["session"]["state"] == "queued")
+    agent = await chat.agent("agent1", ["sales"])
+    offer = await agent.wait("offer")
+    assert offer["screen_pop"]["bot"]["handoff_reason"] == "bot_unavailable"

@@ -99,7 +99,12 @@ class BotService:
             # a conversation whose state is gone (expired, Redis replaced) starts afresh:
             # the customer is answered either way, never left talking to nobody
             c = await self._load(record.id) or Conversation()
-            await self._handle(record, msg, c)
+            try:
+                await self._handle(record, msg, c)
+            except Exception:
+                # the customer's message is stored; whatever broke, a person answers it
+                log.exception("the bot failed on %s seq %s: handing over", record.id, msg.seq)
+                await self._hand_over(record.id, c, "bot_unavailable")
 
     # customer actions (socket events) ---------------------------------------------
     async def handoff(self, visitor_id: str, session_id: str) -> SessionRecord:
