@@ -19,7 +19,7 @@ from contactd.keys import AUTH, BOT, DB, ENGINE
 from contactd.settings import QueueConfig
 from tests.chat_helpers import Payload, Peer, identity, wait_for
 from tests.conftest import make_settings
-from tests.test_chat_sockets import PASSWORD, SECRET, STAFF, Chat
+from tests.test_chat_sockets import PASSWORD, PNG, SECRET, STAFF, Chat, _upload
 from tests.test_chat_sockets import shutdown_guard as shutdown_guard  # (fixture)
 
 ORDER = "O2026112300000001"  # u1001's, shipped with 顺丰速运
@@ -412,16 +412,27 @@ async def test_quiet_bot_chats_close(make_bot_chat: MakeBotChat) -> None:
     assert sync["session"]["end_reason"] == "timeout"
 
 
-async def test_a_file_gets_a_polite_text_only_note(make_bot_chat: MakeBotChat) -> None:
+async def test_a_picture_gets_a_note_and_an_order_card_its_status(
+    make_bot_chat: MakeBotChat,
+) -> None:
     chat = await make_bot_chat()
     cust, sid = await start_with_bot(chat, auth=identity(SECRET, "u1001", "张三"))
+    token = cust.got("hello")[0]["visitor_token"]
+    status, att = await _upload(chat.base, token, sid, PNG, "image/png", "耳机.png")
+    assert status == 201, att
+    await cust.ok(
+        "message.send",
+        {"session_id": sid, "client_msg_id": "img-1", "kind": "image", "attachment_id": att["id"]},
+    )
+    await bot_says(cust, lambda t: "只能读文字" in t)
+    mark = cust.mark()
     ack = await cust.ok(
         "message.send",
         {"session_id": sid, "client_msg_id": "card-1", "kind": "order_card", "order_no": ORDER},
     )
     assert ack["message"]["kind"] == "order_card"
-    await bot_says(cust, lambda t: "只能读文字" in t)
-    await wait_for(lambda: cust.got("bot.prompt"), what="prompt")
+    await bot_says(cust, lambda t: "已发货" in t, since=mark)  # their own order: no questions
+    await wait_for(lambda: cust.got("bot.prompt", mark), what="prompt")
 
 
 async def test_a_resent_message_is_answered_once(make_bot_chat: MakeBotChat) -> None:
@@ -517,3 +528,23 @@ async def test_a_failing_bot_hands_over_instead_of_going_silent(
     agent = await chat.agent("agent1", ["sales"])
     offer = await agent.wait("offer")
     assert offer["screen_pop"]["bot"]["handoff_reason"] == "bot_unavailable"
+
+
+async def test_an_order_card_asks_about_that_order(make_bot_chat: MakeBotChat) -> None:
+    chat = await make_bot_chat()
+    cust, sid = await start_with_bot(chat, order_no=ORDER)  # anonymous, on the order's page
+    await send(cust, sid, "查物流")
+    mark = cust.mark()
+    prompt = await cust.wait("bot.prompt", lambda p: p["suggestions"], since=mark - 1)
+    assert [s["text"] for s in prompt["suggestions"]] == [ORDER]  # the page's order, one tap
+    await send(cust, sid, "取消")
+    await bot_says(cust, lambda t: "已取消" in t)
+
+    mark = cust.mark()
+    await cust.ok(
+        "message.send",
+        {"session_id": sid, "client_msg_id": "card-1", "kind": "order_card", "order_no": ORDER},
+    )
+    await bot_says(cust, lambda t: "后四位" in t, since=mark)  # still proven first
+    await send(cust, sid, "1234")
+    await bot_says(cust, lambda t: "已发货" in t, since=mark)

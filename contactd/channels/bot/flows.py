@@ -77,6 +77,13 @@ class FaqBot:
             return await self._step(c, s, text)
         return await self._search(c, s, text)
 
+    async def on_order(self, c: Conversation, s: SessionRecord, order_no: str) -> BotReply:
+        """The customer sent an order card: in a flow it answers "which order?"; otherwise
+        it is a question about that order's status."""
+        if c.step not in ("pick_order", "ask_order"):
+            c.flow, c.step = "order_status", "ask_order"
+        return await self._step(c, s, order_no)
+
     async def _search(self, c: Conversation, s: SessionRecord, text: str) -> BotReply:
         found = await self.kb.search(text, limit=5)
         if found.answer is not None and found.answer.action is not None:
@@ -119,7 +126,8 @@ class FaqBot:
             c.step = "ask_order"
             return BotReply(texts=[say("no_orders", c.lang)])
         c.step = "ask_order"
-        return BotReply(texts=[say("ask_order", c.lang)])
+        chips = [Suggestion(label=s.order_no, text=s.order_no)] if s.order_no else []
+        return BotReply(texts=[say("ask_order", c.lang)], suggestions=chips)
 
     async def _step(self, c: Conversation, s: SessionRecord, text: str) -> BotReply:
         match c.step:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -50,6 +50,8 @@ class Engine(Protocol):
     async def starters(self, lang: Lang) -> list[Suggestion]: ...
 
     async def reply(self, c: Conversation, s: SessionRecord, text: str) -> BotReply: ...
+
+    async def on_order(self, c: Conversation, s: SessionRecord, order_no: str) -> BotReply: ...
 
 
 class BotService:
@@ -155,6 +157,10 @@ class BotService:
         c.last_seq = msg.seq
         await self._touch(record.id)
         text = msg.text or ""
+        order_no = str((msg.order or {}).get("order_no") or "")
+        if msg.kind == "order_card" and order_no:
+            await self._answer(record, msg, c, self.engine.on_order(c, record, order_no))
+            return
         if msg.kind != "text" or not text.strip():
             note = await self._post(record, f"{msg.seq}.0", say("text_only", c.lang))
             await self._prompt(record.id, c, note.seq, c.prompt_suggestions())
@@ -166,8 +172,18 @@ class BotService:
         if c.answers and any(contains_phrase(text, w) for w in self.cfg.negative_words):
             await self._hand_over(record.id, c, "negative_feedback")
             return
+        await self._answer(record, msg, c, self.engine.reply(c, record, text))
+
+    async def _answer(
+        self,
+        record: SessionRecord,
+        msg: Message,
+        c: Conversation,
+        pending: Coroutine[Any, Any, BotReply],
+    ) -> None:
+        """Say what the engine answers, and apply the miss / no-answer rules to it."""
         try:
-            reply = await self.engine.reply(c, record, text)
+            reply = await pending
         except BotUnavailable:
             await self._hand_over(record.id, c, "bot_unavailable")
             return

@@ -57,6 +57,9 @@ class WebhookBot:
     async def starters(self, lang: Lang) -> list[Suggestion]:
         return []
 
+    async def on_order(self, c: Conversation, s: SessionRecord, order_no: str) -> BotReply:
+        return await self.reply(c, s, order_no)
+
     async def reply(self, c: Conversation, s: SessionRecord, text: str) -> BotReply:
         payload = {
             "session_id": s.id,
