@@ -96,6 +96,11 @@ def bare_server(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+def redis_pid(redis: RedisServer) -> int:
+    assert redis.proc is not None
+    return redis.proc.pid
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -207,14 +212,28 @@ def run_phase(cfg: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(_phase(cfg))
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    pool: Any, name: str, url: str, args: argparse.Namespace, check: bool, rate: float | None
+    pool: Any,
+    name: str,
+    url: str,
+    pid: int,
+    args: argparse.Namespace,
+    check: bool,
+    rate: float | None,
 ) -> dict[str, Any]:
     """Saturation (closed loop), then latency at ``rate`` (None: ``--latency-load`` of the
     measured rate). Returns webhooks/s, the latency summary and errors."""
     w = args.workers
     run = secrets.token_hex(3)
     base = {"url": url, "secret": args.secret, "inflight": args.inflight, "check": check}
+    cpu0 = cpu_s(pid)
     sat = pool.map(
         run_phase,
         [
@@ -228,9 +247,13 @@ def measure(
             for i in range(w)
         ],
     )
+    server_cpu_ms = (cpu_s(pid) - cpu0) * 1000 / (args.count // w * w + 100 * w)
     per_s = sum(r["count"] for r in sat) / max(r["wall_s"] for r in sat)
     errors = sum(r["errors"] for r in sat)
-    progress_line(f"{name}: {per_s:,.0f} webhooks/s at saturation ({errors} errors)")
+    progress_line(
+        f"{name}: {per_s:,.0f} webhooks/s at saturation, {server_cpu_ms:.2f} ms of server CPU "
+        f"each ({errors} errors)"
+    )
     target = rate if rate is not None else per_s * args.latency_load
     n = max(1, int(target * args.latency_s / w))
     lat = pool.map(
@@ -257,6 +280,7 @@ def measure(
     )
     return {
         "per_s": round(per_s, 1),
+        "server_cpu_ms_per_webhook": round(server_cpu_ms, 3),
         "errors": errors + lat_errors,
         "latency_rate_per_s": round(target, 1),
         "latency": summary,
@@ -309,10 +333,13 @@ def main() -> None:
             progress_line(f"contactd serving on {url} (site {site}); bare handler on {bare_url}")
             watch = CpuWatch()
             watch.start()
+            own0 = cpu_s(server.pid) + cpu_s(bare.pid) + cpu_s(redis_pid(redis))
             with mp.get_context("spawn").Pool(args.workers) as pool:
-                ivr = measure(pool, "contactd", url, args, True, None)
-                base = measure(pool, "bare", bare_url, args, False, ivr["latency_rate_per_s"])
-            cpu = watch.stop(0.0)
+                ivr = measure(pool, "contactd", url, server.pid, args, True, None)
+                rate = ivr["latency_rate_per_s"]
+                base = measure(pool, "bare", bare_url, bare.pid, args, False, rate)
+            own = cpu_s(server.pid) + cpu_s(bare.pid) + cpu_s(redis_pid(redis)) - own0
+            cpu = watch.stop(own)  # "other" = neither this run's servers nor its Redis
         finally:
             stop(server)
             stop(bare)
@@ -322,6 +349,8 @@ def main() -> None:
         "ivr_per_s": ivr["per_s"],
         "bare_per_s": base["per_s"],
         "ratio": round(ratio, 3),
+        "server_cpu_ms_per_webhook": ivr["server_cpu_ms_per_webhook"],
+        "bare_cpu_ms_per_webhook": base["server_cpu_ms_per_webhook"],
         "p50_ms": ivr["latency"]["p50_ms"],
         "p99_ms": ivr["latency"]["p99_ms"],
         "latency_rate_per_s": ivr["latency_rate_per_s"],
@@ -345,11 +374,12 @@ def main() -> None:
         return
     print(
         format_table(
-            ["server", "webhooks/s", "latency at", "p50 ms", "p99 ms", "errors"],
+            ["server", "webhooks/s", "CPU ms each", "latency at", "p50 ms", "p99 ms", "errors"],
             [
                 [
                     "contactd",
                     f"{ivr['per_s']:,.0f}",
+                    ivr["server_cpu_ms_per_webhook"],
                     f"{ivr['latency_rate_per_s']:,.0f}/s",
                     ivr["latency"]["p50_ms"],
                     ivr["latency"]["p99_ms"],
@@ -358,6 +388,7 @@ def main() -> None:
                 [
                     "bare aiohttp",
                     f"{base['per_s']:,.0f}",
+                    base["server_cpu_ms_per_webhook"],
                     f"{base['latency_rate_per_s']:,.0f}/s",
                     base["latency"]["p50_ms"],
                     base["latency"]["p99_ms"],

@@ -4,11 +4,13 @@ call record written once, callback requests one per call."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.bus import Bus
+from contactd.channels.ivr.batch import Batcher
 from contactd.channels.ivr.models import CallState, MenuStep
 from contactd.channels.ivr.opener import SessionOpener
 from contactd.channels.ivr.repository import IvrRepository
@@ -32,7 +34,7 @@ async def test_sessions_of_calls_arriving_together_share_a_commit(
         db, redis, SiteKeys(settings.site), settings, clock, Bus(), MessageLog(db, clock)
     )
     opener = SessionOpener(sessions)
-    opener.start()
+    opener.batch.start()
     try:
         records = await asyncio.gather(
             *(
@@ -48,7 +50,7 @@ async def test_sessions_of_calls_arriving_together_share_a_commit(
             )
         )
     finally:
-        await opener.stop()
+        await opener.batch.stop()
     assert len({r.id for r in records}) == 40
     for r in records:  # what the caller was given is what is stored
         stored = await sessions.get(r.id)
@@ -82,3 +84,34 @@ async def test_call_record_and_callback_are_written_once(db: AsyncEngine) -> Non
     [call] = await repo.calls_of("13812341234")
     assert call["outcome"] == "voicemail" and call["ended_at"] == 5
     assert call["menu_log"] == [{"menu": "main", "input": "9", "answer": "voicemail"}]
+
+
+async def test_batcher_groups_waiting_work_and_reports_failures_to_each_caller() -> None:
+    seen: list[list[int]] = []
+    started = asyncio.Event()
+
+    async def work(items: Sequence[int]) -> list[int]:
+        seen.append(list(items))
+        if items == [2]:
+            started.set()
+        await asyncio.sleep(0.01)
+        if 13 in items:
+            raise ValueError("unlucky batch")
+        return [i * 2 for i in items]
+
+    batcher: Batcher[int, int] = Batcher(work, "test-batcher")
+    assert await batcher.submit(1) == 2  # not started: a batch of its own
+    batcher.start()
+    try:
+        first = asyncio.ensure_future(batcher.submit(2))
+        await started.wait()  # the first batch is under way: these wait for the next one
+        rest = await asyncio.gather(*(batcher.submit(i) for i in (3, 4, 5)))
+        assert await first == 4 and rest == [6, 8, 10]
+        assert seen[-2:] == [[2], [3, 4, 5]]
+        results = await asyncio.gather(
+            *(batcher.submit(i) for i in (12, 13)), return_exceptions=True
+        )
+        assert all(isinstance(r, ValueError) for r in results)
+        assert await batcher.submit(21) == 42  # the loop goes on
+    finally:
+        await batcher.stop()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from contactd.channels.ivr import selfservice as ss
+from contactd.channels.ivr.callers import CallerLookup
 from contactd.channels.ivr.cases import CaseDesk
 from contactd.channels.ivr.models import (
     CallAbandoned,
@@ -65,6 +66,7 @@ class IvrService:
         self.repo = repo
         self.sessions = sessions
         self.opener = SessionOpener(sessions)
+        self.callers = CallerLookup(directory)
         self.routing = routing
         self.directory = directory
         self.cases = cases
@@ -126,7 +128,7 @@ class IvrService:
 
     async def _customer(self, phone: str) -> Customer | None:
         try:
-            return await self.directory.customer_by_phone(phone)
+            return await self.callers.customer(phone)
         except ContactdError:
             log.warning("directory unavailable: call from %s not identified", phone[-4:])
             return None

@@ -29,6 +29,9 @@ async def ivr_ctx(app: web.Application, cases: CaseDesk | None = None) -> AsyncI
         app[CLOCK],
     )
     app[IVR] = Deliveries(service, store, app[METRICS])
-    service.opener.start()
+    batches = (service.opener.batch, service.callers.batch)
+    for batch in batches:
+        batch.start()
     yield
-    await service.opener.stop()
+    for batch in batches:
+        await batch.stop()
