@@ -33,6 +33,14 @@ def voice_queues() -> list[QueueConfig]:
         QueueConfig(id="sales", name="Sales", strategy="idle", wrap_up_s=0),
         QueueConfig(id="phone", name="Phone", channel="voice", strategy="idle", wrap_up_s=0),
         QueueConfig(id="tiny", name="Tiny", channel="voice", wrap_up_s=0, max_waiting=1),
+        QueueConfig(
+            id="patient",
+            name="Patient",
+            channel="voice",
+            wrap_up_s=0,
+            max_wait_s=0.3,
+            overflow_to="message",
+        ),
     ]
 
 

@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
-from contactd.keys import AUDIT, DB
+from contactd.app import create_app
+from contactd.channels.ivr.client import IvrClient
+from contactd.keys import AUDIT, DB, SETTINGS
 from contactd.storage.tables import ivr_calls
 from tests.chat_helpers import Payload, wait_for
 from tests.ivr_helpers import (
     DIRECT,
     HOTLINE,
     OLD_SECRET,
+    SECRET,
     STRANGER,
     ZHANG_SAN,
     MakeVoice,
@@ -325,3 +329,48 @@ async def test_webhooks_are_off_until_a_secret_is_configured(make_voice: MakeVoi
     reply = await voice.ivr.incoming("CA16", ZHANG_SAN, DIRECT)
     assert (reply.status, reply.error_code) == (503, "ivr_not_configured")
     await wait_for(lambda: True)
+
+
+async def test_the_same_event_on_two_nodes_has_one_effect(
+    make_voice: MakeVoice, aiohttp_server: Any
+) -> None:
+    """Two app instances (as two processes: their own Redis clients, engines and caches)
+    sharing the site's Redis and database get the same event at once."""
+    one = await make_voice()
+    other = await aiohttp_server(create_app(one.app[SETTINGS]))
+    ivr_b = IvrClient(f"http://{other.host}:{other.port}", SECRET, one.http)
+    event = one.ivr.event("call.incoming", "CA20", caller=ZHANG_SAN, dialled=DIRECT)
+    nodes = (one.ivr, ivr_b)
+    replies = await asyncio.gather(*(nodes[n % 2].retry(event, n) for n in range(8)))
+    assert len({json.dumps(r.body, sort_keys=True) for r in replies}) == 1
+    assert sum(not r.repeated for r in replies) == 1
+    assert len(await _sessions_of(one, ZHANG_SAN)) == 1
+    # and the call goes on wherever its next event lands
+    assert (await ivr_b.waiting("CA20")).instruction["action"] == "enqueue"
+    assert (await one.ivr.abandoned("CA20")).instruction == {"action": "hangup"}
+    assert (await ivr_b.waiting("CA20")).instruction == {"action": "hangup"}
+
+
+async def test_a_caller_who_waits_too_long_leaves_a_message(make_voice: MakeVoice) -> None:
+    voice = await make_voice(ivr={"numbers": {DIRECT: "patient"}})
+    ivr = voice.ivr
+    sid = (await ivr.incoming("CA21", STRANGER, DIRECT)).instruction["session_id"]
+    # nobody answers; the queue's max_wait_s (0.3 s) sends the caller to leave a message
+    session = await wait_for_session(voice, sid, lambda s: s["state"] == "ended")
+    assert session["end_reason"] == "left_message"
+    leave = (await ivr.waiting("CA21")).instruction
+    assert leave["action"] == "voicemail" and "久等" in leave["text"]
+    await ivr.recorded("CA21", "https://rec.example/2.wav", 30)
+    _, page = await voice.rest("/api/v1/ivr/callbacks", "super1")
+    [cb] = page["items"]
+    assert cb["reason"] == "overflow" and cb["session_id"] == sid
+
+
+async def wait_for_session(voice: Voice, sid: str, pred: Any) -> Payload:
+    deadline = time.monotonic() + 10
+    while True:
+        session: Payload = (await voice.session(sid))["session"]
+        if pred(session):
+            return session
+        assert time.monotonic() < deadline, f"session {sid} stayed {session['state']}"
+        await asyncio.sleep(0.05)
