@@ -4,6 +4,7 @@ docs/protocol.md ("Bot front line")."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from contactd.app import create_app
 from contactd.channels.bot.demo import DEMO_FAQS, seed_demo_faqs
+from contactd.channels.bot.service import BotService
 from contactd.clock import SystemClock
 from contactd.directory.demo import seed_demo_directory
 from contactd.keys import AUTH, BOT, DB, ENGINE
@@ -548,3 +550,33 @@ async def test_an_order_card_asks_about_that_order(make_bot_chat: MakeBotChat) -
     await bot_says(cust, lambda t: "后四位" in t, since=mark)  # still proven first
     await send(cust, sid, "1234")
     await bot_says(cust, lambda t: "已发货" in t, since=mark)
+
+
+async def test_one_turn_at_a_time_across_processes(make_bot_chat: MakeBotChat) -> None:
+    """Two processes' bot services (here: two instances on the same Redis) never run the
+    same conversation's turns at once; a lease another owner holds is never released."""
+    chat = await make_bot_chat()
+    a = chat.app[BOT].service
+    b = BotService(a.chat, a.engine, a.kb, a.redis, a.keys, a.clock, a.bus, a.settings, a.metrics)
+    order: list[str] = []
+    in_a = asyncio.Event()
+
+    async def turn_a() -> None:
+        async with a._lock("S1"):
+            in_a.set()
+            order.append("a in")
+            await asyncio.sleep(0.3)
+            order.append("a out")
+
+    async def turn_b() -> None:
+        await in_a.wait()
+        async with b._lock("S1"):
+            order.append("b in")
+
+    await asyncio.gather(turn_a(), turn_b())
+    assert order == ["a in", "a out", "b in"]
+    assert await a.redis.get(a.keys.bot_lock("S1")) is None  # released
+    await a.redis.set(a.keys.bot_lock("S2"), "someone-else", px=200)
+    async with b._lock("S2"):  # waits for the other owner's lease to lapse
+        pass
+    assert await a.redis.get(a.keys.bot_lock("S2")) is None

@@ -127,6 +127,10 @@ class SiteKeys:
         """Set once when a bot chat is handed to a person (the hand-over happens once)."""
         return f"{self.base}bot:h:{session_id}"
 
+    def bot_lock(self, session_id: str) -> str:
+        """A bot conversation's turn lease across processes (owner token, PX expiry)."""
+        return f"{self.base}bot:l:{session_id}"
+
     @property
     def bot_idle(self) -> str:
         """Bot chats by deadline (zset session → ms): no customer message by then, closed."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import time
 import weakref
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Protocol
@@ -44,6 +46,12 @@ log = logging.getLogger(__name__)
 BOT_NAME = "智能助手 Assistant"
 _STATE_TTL_S = 2 * 86400
 _KEEP_ANSWERS = 20
+_LEASE_WAIT_S = 5.0
+# KEYS[1] the lease, ARGV[1] the owner's token → 1 when released, 0 when not ours any more
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class Engine(Protocol):
@@ -78,6 +86,9 @@ class BotService:
         self.cfg = settings.bot
         self.metrics = metrics
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._release = redis.register_script(_RELEASE)
+        # longer than a turn can take (an external bot's call is the slow part)
+        self._lease_ms = int((self.cfg.webhook_timeout_s + 10) * 1000)
 
     # the FrontLine interface of ChatService ---------------------------------------
     def takes(self, queue_id: str) -> bool:
@@ -295,11 +306,26 @@ class BotService:
     # state --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _lock(self, session_id: str) -> AsyncIterator[None]:
+        """One conversation turn at a time: in this process (an asyncio lock, in order of
+        arrival) and across processes (a Redis lease with an owner token, released by
+        compare-and-delete). A lease not won within _LEASE_WAIT_S is gone without: the
+        customer is answered late rather than never."""
         lock = self._locks.get(session_id)
         if lock is None:
             lock = self._locks[session_id] = asyncio.Lock()
         async with lock:
-            yield
+            key, token = self.keys.bot_lock(session_id), secrets.token_hex(8)
+            deadline = time.monotonic() + _LEASE_WAIT_S
+            held = False
+            while not held and time.monotonic() < deadline:
+                held = bool(await self.redis.set(key, token, nx=True, px=self._lease_ms))
+                if not held:
+                    await asyncio.sleep(0.01)
+            try:
+                yield
+            finally:
+                if held:
+                    await self._release(keys=[key], args=[token])
 
     async def _load(self, session_id: str) -> Conversation | None:
         raw = await self.redis.get(self.keys.bot_state(session_id))
