@@ -143,12 +143,48 @@ async def test_bad_faq_requests_change_nothing(make_bot_chat: MakeBotChat) -> No
     assert audit == []
 
 
+async def test_import_adds_replaces_and_is_all_or_nothing(make_bot_chat: MakeBotChat) -> None:
+    chat = await make_bot_chat()
+    base = chat.base
+    admin = await chat.token("admin1")
+    _, before = await _call(base, "GET", "/api/v1/bot/faqs", admin)
+    changed = {**FAQ, "question": "运费怎么算？", "answer": "全场包邮。"}
+    body = {"entries": [FAQ, changed]}
+    status, out = await _call(base, "POST", "/api/v1/bot/faqs/import", admin, body)
+    assert status == 200, out
+    assert out == {"created": 1, "updated": 1, "unchanged": 0}
+    status, out = await _call(base, "POST", "/api/v1/bot/faqs/import", admin, body)
+    assert out == {"created": 0, "updated": 0, "unchanged": 2}  # importing again: no change
+    _, after = await _call(base, "GET", "/api/v1/bot/faqs", admin)
+    assert len(after) == len(before) + 1
+    shipping = next(f for f in after if f["question"] == "运费怎么算？")
+    assert shipping["answer"] == "全场包邮。"
+
+    cust, sid = await start_with_bot(chat)
+    await send(cust, sid, "运费怎么算？")
+    await bot_says(cust, lambda t: t == "全场包邮。")
+    _, after = await _call(base, "GET", "/api/v1/bot/faqs", admin)
+
+    # one bad entry: nothing is imported
+    bad = {"entries": [{**FAQ, "question": "新问题"}, {**FAQ, "answer": ""}]}
+    status, err = await _call(base, "POST", "/api/v1/bot/faqs/import", admin, bad)
+    assert status == 422 and err["error"]["code"] == "validation_failed"
+    assert (await _call(base, "POST", "/api/v1/bot/faqs/import", admin, {"entries": []}))[0] == 422
+    agent = await chat.token("agent1")
+    assert (await _call(base, "POST", "/api/v1/bot/faqs/import", agent, body))[0] == 403
+    _, final = await _call(base, "GET", "/api/v1/bot/faqs", admin)
+    assert final == after
+    _, audit = await _call(base, "GET", "/api/v1/audit?target_type=faq", admin)
+    assert sorted(e["action"] for e in audit) == ["faq.created", "faq.updated"]
+
+
 def test_bot_routes_are_in_the_openapi_document() -> None:
     doc = build_openapi(api)
     paths = doc["paths"]
     assert {"get", "post"} <= set(paths["/api/v1/bot/faqs"])
     assert {"get", "patch", "delete"} <= set(paths["/api/v1/bot/faqs/{faq_id}"])
     assert "post" in paths["/api/v1/bot/search"] and "get" in paths["/api/v1/bot/requests"]
+    assert "post" in paths["/api/v1/bot/faqs/import"]
 
 
 # the external bot ----------------------------------------------------------------------

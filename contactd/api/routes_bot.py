@@ -9,6 +9,8 @@ from contactd.api.edge import audit_context, json_model, principal, read_body
 from contactd.api.registry import api
 from contactd.channels.bot.models import (
     Faq,
+    FaqImport,
+    FaqImportOut,
     FaqIn,
     FaqPatch,
     SearchBody,
@@ -86,6 +88,27 @@ async def faq_create(request: web.Request) -> web.Response:
     body = await read_body(request, FaqIn)
     faq = await request.app[BOT].kb.create(body, audit_context(request, who))
     return json_model(faq, status=201)
+
+
+@api.route(
+    "POST",
+    "/api/v1/bot/faqs/import",
+    summary="Import entries (from another system or an export): new questions are added, "
+    "existing ones replaced; all or nothing",
+    tag="bot",
+    body=FaqImport,
+    response=FaqImportOut,
+    permission=KB,
+    errors=(*AUTH_ERRORS, E.validation_failed, E.payload_too_large),
+)
+async def faq_import(request: web.Request) -> web.Response:
+    who = await principal(request, KB)
+    body = await read_body(request, FaqImport)
+    created, updated = await request.app[BOT].kb.import_many(
+        body.entries, audit_context(request, who)
+    )
+    unchanged = len(body.entries) - created - updated
+    return json_model(FaqImportOut(created=created, updated=updated, unchanged=unchanged))
 
 
 @api.route(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contactd.channels.bot.knowledge import new_row
 from contactd.channels.bot.models import FaqIn
 from contactd.clock import Clock
 from contactd.storage.db import write_transaction
@@ -102,19 +103,5 @@ async def seed_demo_faqs(engine: AsyncEngine, clock: Clock) -> int:
         if existing:
             return 0
         now = clock.now_ms()
-        await conn.execute(
-            sa.insert(bot_faqs),
-            [
-                {
-                    **f.model_dump(),
-                    "hits": 0,
-                    "helpful": 0,
-                    "unhelpful": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "updated_by": "seed-demo",
-                }
-                for f in DEMO_FAQS
-            ],
-        )
+        await conn.execute(sa.insert(bot_faqs), [new_row(f, now, "seed-demo") for f in DEMO_FAQS])
     return len(DEMO_FAQS)

@@ -43,6 +43,19 @@ def _parse_counts(raw: dict[Any, Any]) -> dict[int, dict[str, int]]:
     return out
 
 
+def new_row(body: FaqIn, now: int, by: str | None) -> dict[str, Any]:
+    """The values of a new entry's row."""
+    return {
+        **body.model_dump(),
+        "hits": 0,
+        "helpful": 0,
+        "unhelpful": 0,
+        "created_at": now,
+        "updated_at": now,
+        "updated_by": by,
+    }
+
+
 def _faq(row: RowMapping) -> Faq:
     data = dict(row)
     data["variants"] = list(data["variants"] or [])
@@ -96,22 +109,49 @@ class KnowledgeBase:
         return (await self._with_pending([_faq(row)]))[0]
 
     async def create(self, body: FaqIn, ctx: AuditContext) -> Faq:
-        now = self.clock.now_ms()
-        values: dict[str, Any] = {
-            **body.model_dump(),
-            "hits": 0,
-            "helpful": 0,
-            "unhelpful": 0,
-            "created_at": now,
-            "updated_at": now,
-            "updated_by": ctx.actor.name if ctx.actor else None,
-        }
         async with write_transaction(self.engine) as conn:
-            result = await conn.execute(sa.insert(t).values(**values).returning(t.c.id))
-            faq_id = int(result.scalar_one())
-            await self._audit(conn, ctx, "faq.created", faq_id, None, body.model_dump())
+            faq_id = await self._insert(conn, body, ctx)
         await self._changed()
         return await self.get(faq_id)
+
+    async def _insert(self, conn: AsyncConnection, body: FaqIn, ctx: AuditContext) -> int:
+        values = new_row(body, self.clock.now_ms(), ctx.actor.name if ctx.actor else None)
+        result = await conn.execute(sa.insert(t).values(**values).returning(t.c.id))
+        faq_id = int(result.scalar_one())
+        await self._audit(conn, ctx, "faq.created", faq_id, None, body.model_dump())
+        return faq_id
+
+    async def import_many(self, bodies: list[FaqIn], ctx: AuditContext) -> tuple[int, int]:
+        """Add entries, or replace the ones with the same question (so importing a file
+        twice changes nothing), all in one transaction; returns (created, updated)."""
+        created = updated = 0
+        by = ctx.actor.name if ctx.actor else None
+        async with write_transaction(self.engine) as conn:
+            rows = (await conn.execute(sa.select(t))).mappings().all()
+            existing = {r["question"]: _faq(r) for r in rows}
+            for body in bodies:
+                old = existing.get(body.question)
+                if old is None:
+                    existing[body.question] = await self._get_in(
+                        conn, await self._insert(conn, body, ctx)
+                    )
+                    created += 1
+                    continue
+                before = old.model_dump(include=set(FaqIn.model_fields))
+                if before == body.model_dump():
+                    continue
+                values = {**body.model_dump(), "updated_at": self.clock.now_ms(), "updated_by": by}
+                await conn.execute(sa.update(t).where(t.c.id == old.id).values(**values))
+                await self._audit(conn, ctx, "faq.updated", old.id, before, body.model_dump())
+                updated += 1
+        if created or updated:
+            await self._changed()
+        return created, updated
+
+    @staticmethod
+    async def _get_in(conn: AsyncConnection, faq_id: int) -> Faq:
+        row = (await conn.execute(sa.select(t).where(t.c.id == faq_id))).mappings().one()
+        return _faq(row)
 
     async def update(self, faq_id: int, patch: FaqPatch, ctx: AuditContext) -> Faq:
         before = await self.get(faq_id)

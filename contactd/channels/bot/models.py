@@ -79,6 +79,18 @@ class Faq(_Model):
     updated_by: str | None
 
 
+class FaqImport(_Model):
+    """Entries to add; an entry whose question is already there replaces that entry."""
+
+    entries: list[FaqIn] = Field(min_length=1, max_length=2000)
+
+
+class FaqImportOut(_Model):
+    created: int
+    updated: int
+    unchanged: int
+
+
 class SearchBody(_Model):
     text: str = Field(min_length=1, max_length=2000)
     limit: int = Field(default=5, ge=1, le=20)
