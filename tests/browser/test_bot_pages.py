@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -137,3 +138,38 @@ def test_english_customer_reloads_and_still_reaches_a_person(checked: Pages) -> 
     expect(customer.get_by_test_id("cd-bot-bar")).to_be_hidden()
     expect(customer.get_by_test_id("cd-queue")).to_be_visible()
     expect(bot_texts(customer).last).to_contain_text("Connecting you to a person")
+
+
+def test_admin_exports_and_imports_the_knowledge_base(checked: Pages, tmp_path: Path) -> None:
+    admin = checked.new("admin")
+    admin.goto("/admin/faq")
+    admin.get_by_test_id("login-username").fill("admin")
+    admin.get_by_test_id("login-password").fill("contactd-demo")
+    admin.get_by_test_id("login-submit").click()
+    rows = admin.get_by_test_id("faq-row")
+    expect(rows.first).to_be_visible()
+    count = rows.count()
+
+    with admin.expect_download() as download:
+        admin.get_by_test_id("faq-export").click()
+    exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert len(exported["entries"]) == count
+    assert {"question", "variants", "answer", "tags", "lang"} <= set(exported["entries"][0])
+
+    # edit one answer in the file, add one entry, import it back
+    exported["entries"][0]["answer"] = "导入后的新答案"
+    exported["entries"].append({"question": "可以开专票吗？", "answer": "可以，请联系客服。"})
+    upload = tmp_path / "faqs.json"
+    upload.write_text(json.dumps(exported, ensure_ascii=False), encoding="utf-8")
+    admin.get_by_test_id("faq-import").set_input_files(str(upload))
+    expect(admin.get_by_test_id("faq-notice")).to_contain_text(
+        f"新增 1 条，更新 1 条，未变 {count - 1} 条"
+    )
+    expect(rows).to_have_count(count + 1)
+    expect(rows.filter(has_text="导入后的新答案")).to_have_count(1)
+
+    # a broken file changes nothing and says so
+    upload.write_text('{"entries": [{"question": "x"}]}', encoding="utf-8")
+    admin.get_by_test_id("faq-import").set_input_files(str(upload))
+    expect(admin.get_by_test_id("faq-notice")).to_contain_text("导入失败")
+    expect(rows).to_have_count(count + 1)

@@ -13,6 +13,9 @@ const LABELS = {
     wouldAnswer: "机器人会回答：", noAnswer: "没有足够接近的问答：机器人会追问，或转人工。",
     intent: "自助流程", noPermission: "这个账号没有知识库权限（kb.manage）", loginFailed: "登录失败：{msg}",
     saveFailed: "保存失败：{msg}",
+    export: "导出", import: "导入",
+    imported: "已导入：新增 {created} 条，更新 {updated} 条，未变 {unchanged} 条",
+    importFailed: "导入失败（没有任何改动）：{msg}",
   },
   en: {
     title: "Bot knowledge base", loginHint: "Sign in with an account that may edit the knowledge base",
@@ -26,6 +29,9 @@ const LABELS = {
     off: "off", wouldAnswer: "The bot answers:", noAnswer: "Nothing close enough: the bot asks back or hands over.",
     intent: "self-service", noPermission: "This account may not edit the knowledge base (kb.manage)",
     loginFailed: "Sign-in failed: {msg}", saveFailed: "Not saved: {msg}",
+    export: "Export", import: "Import",
+    imported: "Imported: {created} added, {updated} updated, {unchanged} unchanged",
+    importFailed: "Import failed (nothing changed): {msg}",
   },
 };
 const LANG = String(navigator.language || "zh").toLowerCase().startsWith("en") ? "en" : "zh";
@@ -198,6 +204,42 @@ async function remove(f) {
   await load();
 }
 
+// ----------------------------------------------------------- import, export --
+const EDITABLE = ["question", "variants", "answer", "tags", "lang", "suggested", "enabled"];
+
+function exportAll() {
+  const entries = state.faqs.map((f) => Object.fromEntries(EDITABLE.map((k) => [k, f[k]])));
+  const blob = new Blob([JSON.stringify({ entries }, null, 2)], { type: "application/json" });
+  const a = h("a", { href: URL.createObjectURL(blob), download: "contactd-faqs.json" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function notice(text, isError) {
+  const el = $("#notice");
+  el.textContent = text;
+  el.classList.toggle("error", !!isError);
+  el.hidden = false;
+}
+
+async function importFile() {
+  const input = $("#import");
+  const file = input.files && input.files[0];
+  input.value = "";
+  if (!file) return;
+  try {
+    const data = JSON.parse(await file.text());
+    const body = Array.isArray(data) ? { entries: data } : data;
+    const res = await api("POST", "/api/v1/bot/faqs/import", body);
+    notice(t("imported", res));
+    await load();
+  } catch (e) {
+    notice(t("importFailed", { msg: e.message }), true);
+  }
+}
+
 // ------------------------------------------------------------------- try it --
 async function tryIt() {
   const text = $("#try").value.trim();
@@ -233,6 +275,8 @@ function boot() {
   $("#login-form").addEventListener("submit", onLogin);
   $("#logout").addEventListener("click", signOut);
   $("#new").addEventListener("click", () => openEditor(null));
+  $("#export").addEventListener("click", exportAll);
+  $("#import").addEventListener("change", importFile);
   $("#cancel").addEventListener("click", () => ($("#editor").hidden = true));
   $("#editor").addEventListener("submit", save);
   $("#filter").addEventListener("input", render);
