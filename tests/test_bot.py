@@ -580,3 +580,31 @@ async def test_one_turn_at_a_time_across_processes(make_bot_chat: MakeBotChat) -
     async with b._lock("S2"):  # waits for the other owner's lease to lapse
         pass
     assert await a.redis.get(a.keys.bot_lock("S2")) is None
+
+
+async def test_guessing_the_phone_digits_stops_after_five_tries(make_bot_chat: MakeBotChat) -> None:
+    """Over several chats (as someone guessing would open them), five wrong checks of an
+    order's phone digits in an hour end the guessing, even a right guess after them."""
+    chat = await make_bot_chat()
+    wrong = iter(["0000", "1111", "2222", "3333", "4444"])
+    for _ in range(2):  # two chats, two wrong guesses each: handed over for misses
+        cust, sid = await start_with_bot(chat)
+        await send(cust, sid, "查订单")
+        await send(cust, sid, ORDER)
+        await send(cust, sid, next(wrong))
+        await send(cust, sid, next(wrong))
+        await cust.wait("session.updated", lambda d: d["session"]["state"] == "queued")
+        await cust.ok("chat.end", {"session_id": sid})
+    cust, sid = await start_with_bot(chat)
+    await send(cust, sid, "查订单")
+    await send(cust, sid, ORDER)
+    await send(cust, sid, next(wrong))  # the fifth
+    await bot_says(cust, lambda t: "不匹配" in t)
+    mark = cust.mark()
+    await send(cust, sid, "1234")  # right, but too late
+    await bot_says(cust, lambda t: "验证失败次数过多" in t, since=mark)
+    assert all(m["message"]["kind"] != "order_card" for m in cust.got("message"))
+    await cust.wait("session.updated", lambda d: d["session"]["state"] == "queued")
+    agent = await chat.agent("agent1", ["sales"])
+    offer = await agent.wait("offer", lambda d: d["session"]["session_id"] == sid)
+    assert offer["screen_pop"]["bot"]["handoff_reason"] == "verification"

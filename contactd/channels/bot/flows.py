@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
 
 from contactd.channels.bot.knowledge import KnowledgeBase
 from contactd.channels.bot.models import BotReply, Faq, Lang, Prompt, Suggestion
@@ -21,10 +22,12 @@ from contactd.directory.base import Directory
 from contactd.directory.models import Order, OrderStatus, normalize_phone
 from contactd.sessions.models import SessionRecord
 from contactd.sessions.screenpop import order_card
+from contactd.storage.keyspace import SiteKeys
 
 _ORDER_NO = re.compile(r"[A-Za-z]?\d{6,63}")
 _NOT_REFUNDABLE = (OrderStatus.pending_payment, OrderStatus.cancelled, OrderStatus.refunded)
 _ADDRESS_CHANGEABLE = (OrderStatus.pending_payment, OrderStatus.paid, OrderStatus.picking)
+_MAX_PHONE_TRIES = 5  # wrong phone checks per order and hour, over all chats
 
 
 class Conversation(BaseModel):
@@ -54,7 +57,11 @@ class FaqBot:
         directory: Directory,
         requests: SelfServiceRequests,
         suggestions: int,
+        redis: Redis,
+        keys: SiteKeys,
     ) -> None:
+        self.redis = redis
+        self.keys = keys
         self.kb = kb
         self.directory = directory
         self.requests = requests
@@ -141,10 +148,22 @@ class FaqBot:
                 return BotReply(texts=[say("ask_phone", c.lang)])
             case "ask_phone":
                 order = await self.directory.order(c.order_no or "")
+                tries = self.keys.bot_phone_tries(c.order_no or "")
+                if int(await self.redis.get(tries) or 0) >= _MAX_PHONE_TRIES:
+                    c.flow = c.step = c.order_no = None  # no more guessing, right or wrong
+                    return BotReply(
+                        texts=[say("too_many_tries", c.lang)],
+                        handoff=True,
+                        handoff_reason="verification",
+                    )
                 digits = "".join(ch for ch in text if ch.isdigit())
                 customer = await self.directory.customer(order.customer_id) if order else None
                 phone = normalize_phone(customer.phone) if customer else ""
                 if order is None or len(digits) != 4 or not phone.endswith(digits):
+                    async with self.redis.pipeline(transaction=True) as pipe:
+                        pipe.incr(tries)
+                        pipe.expire(tries, 3600, nx=True)
+                        await pipe.execute()
                     return BotReply(matched=False, texts=[say("phone_wrong", c.lang)])
                 return await self._with_order(c, s, order)
             case "ask_reason":

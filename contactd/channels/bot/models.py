@@ -7,7 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Lang = Literal["zh", "en"]
-HandoffReason = Literal["asked", "misses", "negative_feedback", "no_answer", "bot_unavailable"]
+HandoffReason = Literal[
+    "asked", "misses", "negative_feedback", "no_answer", "bot_unavailable", "verification"
+]
 RequestKind = Literal["refund", "address_change"]
 
 
@@ -124,6 +126,7 @@ class BotReply(_Model):
     matched: bool = Field(default=True, description="False: the bot did not understand")
     no_answer: bool = Field(default=False, description="nothing related at all")
     handoff: bool = Field(default=False, description="the bot itself wants a person")
+    handoff_reason: HandoffReason | None = None
     ask_feedback: bool = False
     faq_id: int | None = None
     order: dict[str, object] | None = None  # an order card to show

@@ -154,6 +154,10 @@ _PHRASES: dict[str, tuple[str, str]] = {
         "Your address change {request_id} for order {order_no} is in; we update it before "
         "shipping and let you know.",
     ),
+    "too_many_tries": (
+        "验证失败次数过多，为保护订单信息，正在为您转接人工客服。",
+        "Too many wrong answers: to protect the order's details, a person will help you.",
+    ),
     "no_orders": (
         "没有找到您名下的订单。请发送订单号。",
         "I found no orders under your account. Please send the order number.",

@@ -203,7 +203,7 @@ class BotService:
         if reply.handoff or reply.no_answer:
             for i, line in enumerate(reply.texts):
                 await self._post(record, f"{msg.seq}.{i}", line)
-            await self._hand_over(record.id, c, "no_answer")
+            await self._hand_over(record.id, c, reply.handoff_reason or "no_answer")
             return
         if not reply.matched:
             c.misses += 1

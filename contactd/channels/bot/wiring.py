@@ -41,7 +41,7 @@ async def bot_ctx(app: web.Application) -> AsyncIterator[None]:
     engine: Engine = (
         WebhookBot(http, cfg, clock)
         if http is not None
-        else FaqBot(kb, app[DIRECTORY], requests, cfg.suggestions)
+        else FaqBot(kb, app[DIRECTORY], requests, cfg.suggestions, app[REDIS], keys)
     )
     chat = app[CHAT]
     service = BotService(
