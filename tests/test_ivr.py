@@ -374,3 +374,20 @@ async def wait_for_session(voice: Voice, sid: str, pred: Any) -> Payload:
             return session
         assert time.monotonic() < deadline, f"session {sid} stayed {session['state']}"
         await asyncio.sleep(0.05)
+
+
+async def test_with_chat_during_voice_an_agent_on_a_call_still_gets_chats(
+    make_voice: MakeVoice,
+) -> None:
+    voice = await make_voice(routing={"chat_during_voice": True})
+    agent = await voice.voice_agent("agent1", ["sales", "phone"], chat=2)
+    sid = (await voice.ivr.incoming("CA22", ZHANG_SAN, DIRECT)).instruction["session_id"]
+    offer = await agent.wait("offer", lambda d: d["session"]["session_id"] == sid)
+    await agent.ok("offer.accept", {"offer_id": offer["offer_id"]})
+    chat = await voice.start(await voice.customer(), queue_id="sales")
+    await agent.wait("offer", lambda d: d["session"]["session_id"] == chat["session_id"])
+    # but never a second call
+    second = (await voice.ivr.incoming("CA23", STRANGER, DIRECT)).instruction
+    assert second["action"] == "enqueue"
+    _, snap = await voice.rest("/api/v1/queues/phone", "super1")
+    assert snap["waiting"] == 1
