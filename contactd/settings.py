@@ -190,6 +190,10 @@ class BotSettings(_Frozen):
         default_factory=lambda: ["没用", "没有用", "不是这个", "not helpful", "useless"],
         description="negative feedback in words: hands over like the thumbs-down button",
     )
+    greeting: dict[Literal["zh", "en"], str] = Field(
+        default_factory=dict,
+        description="the bot's first words per language (default: a built-in greeting)",
+    )
     max_misses: int = Field(default=2, ge=1, le=10, description="misses in a row → a person")
     min_confidence: float = Field(
         default=0.45, gt=0, le=1, description="cosine similarity needed to answer"

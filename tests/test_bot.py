@@ -143,6 +143,13 @@ async def test_bot_greets_offers_chips_and_answers_chinese_and_english(
     assert state["prompt"]["after_seq"] == 5
 
 
+async def test_the_greeting_is_the_site_s_own(make_bot_chat: MakeBotChat) -> None:
+    chat = await make_bot_chat(greeting={"zh": "欢迎光临小店！"})
+    cust, _ = await start_with_bot(chat)
+    greeting = await bot_says(cust, lambda t: bool(t))
+    assert greeting["text"] == "欢迎光临小店！"
+
+
 async def test_question_at_start_is_answered_in_english(make_bot_chat: MakeBotChat) -> None:
     chat = await make_bot_chat()
     cust, _ = await start_with_bot(chat, question="How much is shipping?", lang="en")

@@ -100,7 +100,8 @@ class BotService:
         first = language(question.text or "") if question else None
         c = Conversation(lang="en" if (first or lang) == "en" else "zh")
         async with self._lock(record.id):
-            greeting = await self._post(record, "greet", say("greeting", c.lang))
+            words = self.cfg.greeting.get(c.lang) or say("greeting", c.lang)
+            greeting = await self._post(record, "greet", words)
             await self._touch(record.id)
             if question is not None:
                 await self._handle(record, question, c)
