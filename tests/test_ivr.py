@@ -132,6 +132,18 @@ async def test_unknown_caller_reads_an_order_by_number(make_voice: MakeVoice) ->
     [call] = await _calls(voice)
     assert call["outcome"] == "self_service" and call["session_id"] is None
     assert [s["menu"] for s in call["menu_log"]] == ["main", "order_no", "main", "order_no"]
+    # the supervisors' figure: how many calls the IVR served alone
+    await ivr.incoming("CA3b", ZHANG_SAN, HOTLINE)
+    await ivr.menu("CA3b", "main", digits="0")
+    await ivr.abandoned("CA3b")
+    status, summary = await voice.rest("/api/v1/ivr/summary", "super1")
+    assert status == 200
+    assert (summary["calls"], summary["self_service"], summary["abandoned"]) == (2, 1, 1)
+    assert summary["self_service_rate"] == 0.5
+    _, empty = await voice.rest("/api/v1/ivr/summary?since=2020-01-01&until=2020-01-02", "super1")
+    assert empty["calls"] == 0 and empty["self_service_rate"] is None
+    assert (await voice.rest("/api/v1/ivr/summary?since=yesterday", "super1"))[0] == 422
+    assert (await voice.rest("/api/v1/ivr/summary", "agent1"))[0] == 403
 
 
 async def test_zero_always_reaches_an_agent_and_misses_hand_over(make_voice: MakeVoice) -> None:

@@ -11,12 +11,20 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from contactd.api.edge import (
     error_response,
     json_model,
+    ms_param,
     paging,
     principal,
     validation_details,
 )
 from contactd.api.registry import api
-from contactd.channels.ivr.models import Callback, Instruction, IvrAnswer, IvrEvent, IvrWebhook
+from contactd.channels.ivr.models import (
+    Callback,
+    CallSummary,
+    Instruction,
+    IvrAnswer,
+    IvrEvent,
+    IvrWebhook,
+)
 from contactd.channels.ivr.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from contactd.channels.ivr.store import StoredAnswer
 from contactd.errors import ContactdError, ErrorCode
@@ -158,3 +166,35 @@ async def callback_done(request: web.Request) -> web.Response:
         request_id=request.headers.get("X-Request-Id"),
     )
     return json_model(done)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ivr/summary",
+    summary="Finished calls of a period by outcome, and the self-service rate",
+    tag="ivr",
+    response=CallSummary,
+    permission="contacts.view",
+    errors=(*AUTH_ERRORS, E.validation_failed),
+    query={"since": "string", "until": "string"},
+)
+async def call_summary(request: web.Request) -> web.Response:
+    """``since``/``until``: ISO dates or ms; the last 24 hours by default."""
+    await principal(request, "contacts.view")
+    now = request.app[CLOCK].now_ms()
+    until = ms_param(request.query.get("until"), "until") or now
+    since = ms_param(request.query.get("since"), "since") or until - 86_400_000
+    counts = await request.app[IVR].service.repo.outcomes(since, until)
+    total = sum(counts.values())
+    return json_model(
+        CallSummary(
+            since=since,
+            until=until,
+            calls=total,
+            self_service=counts.get("self_service", 0),
+            agent=counts.get("agent", 0),
+            abandoned=counts.get("abandoned", 0),
+            voicemail=counts.get("voicemail", 0),
+            self_service_rate=round(counts.get("self_service", 0) / total, 4) if total else None,
+        )
+    )

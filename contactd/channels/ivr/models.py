@@ -204,3 +204,18 @@ class Callback(BaseModel):
 
 class IvrWebhook(RootModel[IvrEvent]):
     """The body of ``POST /ivr/v1/events``: one event, told apart by ``type``."""
+
+
+class CallSummary(BaseModel):
+    """Finished calls of a period by outcome: how many the IVR served alone (自助完成率)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: int
+    until: int
+    calls: int
+    self_service: int
+    agent: int
+    abandoned: int
+    voicemail: int
+    self_service_rate: float | None = Field(description="self_service ÷ calls; None: no calls")

@@ -104,3 +104,13 @@ class IvrRepository:
         )
         async with self.engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(q)).mappings().all()]
+
+    async def outcomes(self, since: int, until: int) -> dict[str, int]:
+        """Finished calls started in [since, until), counted by outcome."""
+        q = (
+            sa.select(calls.c.outcome, sa.func.count())
+            .where(calls.c.started_at >= since, calls.c.started_at < until)
+            .group_by(calls.c.outcome)
+        )
+        async with self.engine.connect() as conn:
+            return {str(o): int(n) for o, n in (await conn.execute(q)).all()}
