@@ -68,6 +68,9 @@ async def test_call_queues_is_offered_with_screen_pop_connects_and_is_recorded(
     await agent.ok("offer.accept", {"offer_id": offer["offer_id"]})
     connect = (await ivr.waiting("CA1")).instruction
     assert connect["action"] == "connect"
+    # the caller is bridged to agent1 by the IVR: the workspace cannot move the call
+    moved = {"session_id": sid, "queue_id": "phone", "note": ""}
+    assert await agent.error("session.transfer", moved) == "invalid_state"
     assert connect["agent_id"] == "agent1" and connect["endpoint"] == "client:agent1"
 
     mark = agent.mark()

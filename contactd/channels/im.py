@@ -285,6 +285,8 @@ class ChatService:
         record = await self.agent_session(who, req.session_id)
         if record.state != "active":
             raise ContactdError(ErrorCode.contact_not_active, "only an active chat can be moved")
+        if record.channel == "voice":  # the caller is bridged to this agent by the IVR
+            raise ContactdError(ErrorCode.invalid_state, "a call is moved in the phone system")
         if req.agent_id == who.name:
             raise ContactdError(ErrorCode.validation_failed, "that is you")
         queue_id = req.queue_id or record.queue_id
