@@ -89,6 +89,9 @@ async def test_call_queues_is_offered_with_screen_pop_connects_and_is_recorded(
     assert call["call_id"] == "CA1" and call["outcome"] == "agent" and call["session_id"] == sid
     # anything more about the call changes nothing
     assert (await ivr.waiting("CA1")).instruction == {"action": "hangup"}
+    # the next caller hears a wait estimate from the queue's measured rate (1 call a minute)
+    nxt = (await ivr.incoming("CA1b", STRANGER, DIRECT)).instruction
+    assert nxt["estimated_wait_s"] == 60 and "预计等待1分钟" in nxt["text"]
 
 
 async def test_self_service_menu_answers_from_the_directory(make_voice: MakeVoice) -> None:

@@ -29,6 +29,7 @@ from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 
 _NUMBER_TTL_S = 3 * 86400
+_RATE_MEMO_MS = 1000
 
 
 class NewSession(TypedDict, total=False):
@@ -65,6 +66,7 @@ class SessionService:
         self.bus = bus
         self.log = log
         self._tz = ZoneInfo(settings.timezone)
+        self._rates: dict[str, tuple[int, float | None]] = {}  # queue → (measured at, per s)
 
     async def next_number(self) -> str:
         """``S20261123-000042``: unique across processes (a Redis counter per day), sortable,
@@ -223,7 +225,17 @@ class SessionService:
     async def queue_wait_estimate(self, queue_id: str, position: int) -> int | None:
         """Seconds, from the queue's measured rate of accepted offers over the last 15
         minutes; None while there is no history to measure."""
+        per_s = await self._dequeue_rate(queue_id)
+        return None if per_s is None else max(1, round((position + 1) / per_s))
+
+    async def _dequeue_rate(self, queue_id: str) -> float | None:
+        """Accepted offers per second; measured at most once a second per queue in this
+        process (every waiting customer's estimate and every call's announcement reads it;
+        this process's own dequeues refresh it at once)."""
         now = self.clock.now_ms()
+        memo = self._rates.get(queue_id)
+        if memo is not None and now - memo[0] < _RATE_MEMO_MS:
+            return memo[1]
         window = 15 * 60 * 1000
         key = self.keys.dequeues(queue_id)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -231,11 +243,12 @@ class SessionService:
             pipe.zcount(key, now - window, "+inf")
             pipe.zrange(key, 0, 0, withscores=True)
             _, count, oldest = await pipe.execute()
-        if not count:
-            return None
-        span = max(now - int(oldest[0][1]), 60_000) if oldest else window
-        per_s = int(count) / (span / 1000)
-        return max(1, round((position + 1) / per_s))
+        per_s: float | None = None
+        if count:
+            span = max(now - int(oldest[0][1]), 60_000) if oldest else window
+            per_s = int(count) / (span / 1000)
+        self._rates[queue_id] = (now, per_s)
+        return per_s
 
     async def record_dequeue(self, queue_id: str, contact_id: str) -> None:
         key = self.keys.dequeues(queue_id)
@@ -243,3 +256,4 @@ class SessionService:
             pipe.zadd(key, {contact_id: self.clock.now_ms()})
             pipe.expire(key, 3600)
             await pipe.execute()
+        self._rates.pop(queue_id, None)
