@@ -71,13 +71,17 @@ class SessionService:
     async def next_number(self) -> str:
         """``S20261123-000042``: unique across processes (a Redis counter per day), sortable,
         easy to read out on the phone."""
+        return (await self.next_numbers(1))[0]
+
+    async def next_numbers(self, n: int) -> list[str]:
+        """``n`` consecutive service numbers in one round trip (a batch of new sessions)."""
         day = datetime.fromtimestamp(self.clock.now_ms() / 1000, self._tz).strftime("%Y%m%d")
         key = self.keys.service_numbers(day)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
+            pipe.incrby(key, n)
             pipe.expire(key, _NUMBER_TTL_S)
-            n, _ = await pipe.execute()
-        return f"S{day}-{int(n):06d}"
+            last, _ = await pipe.execute()
+        return [f"S{day}-{i:06d}" for i in range(int(last) - n + 1, int(last) + 1)]
 
     async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:
         values = await self.new_values(**fields)
@@ -88,9 +92,12 @@ class SessionService:
         return record
 
     async def new_values(self, **fields: Unpack[NewSession]) -> dict[str, Any]:
-        """The row of a new session, with its service number (not yet stored: ``open``
-        stores one; the phone channel stores many in one transaction)."""
-        sid = await self.next_number()
+        """The row of a new session, with its service number (not yet stored)."""
+        return self.row(await self.next_number(), **fields)
+
+    def row(self, sid: str, **fields: Unpack[NewSession]) -> dict[str, Any]:
+        """The row of a new session numbered ``sid`` (``open`` stores one; the phone
+        channel numbers and stores many at once)."""
         now = self.clock.now_ms()
         state = fields.get("state", "queued")
         return {
