@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from contactd.api.edge import audit_context, json_model, principal, read_body
+from contactd.api.edge import audit_context, json_model, paging, principal, read_body
 from contactd.api.registry import api
 from contactd.channels.bot.models import (
     Faq,
@@ -32,15 +32,6 @@ def _faq_id(request: web.Request) -> int:
     return int(raw)
 
 
-def _paging(request: web.Request, default: int = 200) -> tuple[int, int]:
-    try:
-        limit = max(1, min(int(request.query.get("limit", str(default))), 1000))
-        offset = max(0, int(request.query.get("offset", "0")))
-    except ValueError as exc:
-        raise ContactdError(E.validation_failed, "limit and offset must be integers") from exc
-    return limit, offset
-
-
 @api.route(
     "GET",
     "/api/v1/bot/faqs",
@@ -54,7 +45,7 @@ def _paging(request: web.Request, default: int = 200) -> tuple[int, int]:
 )
 async def faq_list(request: web.Request) -> web.Response:
     await principal(request, KB)
-    limit, offset = _paging(request)
+    limit, offset = paging(request, default=200, most=1000)
     faqs = await request.app[BOT].kb.entries(
         q=request.query.get("q") or None,
         tag=request.query.get("tag") or None,
@@ -193,7 +184,7 @@ async def faq_search(request: web.Request) -> web.Response:
 )
 async def request_list(request: web.Request) -> web.Response:
     await principal(request, "contacts.view")
-    limit, offset = _paging(request, 50)
+    limit, offset = paging(request)
     q = request.query
     found = await request.app[BOT].requests.search(
         session_id=q.get("session_id") or None,
