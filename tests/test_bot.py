@@ -615,3 +615,32 @@ async def test_guessing_the_phone_digits_stops_after_five_tries(make_bot_chat: M
     agent = await chat.agent("agent1", ["sales"])
     offer = await agent.wait("offer", lambda d: d["session"]["session_id"] == sid)
     assert offer["screen_pop"]["bot"]["handoff_reason"] == "verification"
+
+
+async def test_summary_counts_what_the_bot_contained_and_handed_over(
+    make_bot_chat: MakeBotChat,
+) -> None:
+    chat = await make_bot_chat()
+    a, sid_a = await start_with_bot(chat)
+    await send(a, sid_a, "转人工")  # handed over
+    await a.wait("session.updated", lambda d: d["session"]["state"] == "queued")
+    b, sid_b = await start_with_bot(chat)
+    await b.ok("chat.end", {"session_id": sid_b})  # ended with the bot
+    c, sid_c = await start_with_bot(chat, auth=identity(SECRET, "u1001", "张三"))
+    await send(c, sid_c, "申请退款")
+    await send(c, sid_c, ORDER)
+    await send(c, sid_c, "不想要了")
+    await bot_says(c, lambda t: "申请号" in t)  # still with the bot, a request recorded
+    d = await chat.customer()
+    await chat.start(d, queue_id="support")  # human-first: not the bot's
+
+    status, out = await chat.rest("/api/v1/bot/summary", "super1")
+    assert status == 200, out
+    assert out["bot_chats"] == 3 and out["still_with_bot"] == 1
+    assert out["ended_with_bot"] == 1 and out["ended_with_bot_by_reason"] == {"customer_left": 1}
+    assert out["handed_over"] == 1 and out["handed_over_by_reason"] == {"asked": 1}
+    assert out["containment_rate"] == 0.5 and out["requests"] == {"refund": 1}
+    status, empty = await chat.rest("/api/v1/bot/summary?until=2020-01-01", "super1")
+    assert status == 200 and empty["bot_chats"] == 0 and empty["containment_rate"] is None
+    assert (await chat.rest("/api/v1/bot/summary?since=yesterday", "super1"))[0] == 422
+    assert (await chat.rest("/api/v1/bot/summary", "agent1"))[0] == 403

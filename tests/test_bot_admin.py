@@ -185,6 +185,7 @@ def test_bot_routes_are_in_the_openapi_document() -> None:
     assert {"get", "patch", "delete"} <= set(paths["/api/v1/bot/faqs/{faq_id}"])
     assert "post" in paths["/api/v1/bot/search"] and "get" in paths["/api/v1/bot/requests"]
     assert "post" in paths["/api/v1/bot/faqs/import"]
+    assert "get" in paths["/api/v1/bot/summary"]
 
 
 # the external bot ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from contactd.api.edge import audit_context, json_model, paging, principal, read_body
+from contactd.api.edge import audit_context, json_model, ms_param, paging, principal, read_body
 from contactd.api.registry import api
 from contactd.channels.bot.models import (
     Faq,
@@ -17,8 +17,9 @@ from contactd.channels.bot.models import (
     SearchOut,
     SelfServiceRequest,
 )
+from contactd.channels.bot.report import BotSummary, summary
 from contactd.errors import ContactdError, ErrorCode
-from contactd.keys import BOT
+from contactd.keys import BOT, CLOCK, DB
 
 E = ErrorCode
 AUTH_ERRORS = (E.unauthenticated, E.token_expired, E.forbidden)
@@ -194,3 +195,22 @@ async def request_list(request: web.Request) -> web.Response:
         offset=offset,
     )
     return json_model(found)
+
+
+@api.route(
+    "GET",
+    "/api/v1/bot/summary",
+    summary="How the bot did: chats it ended itself (containment), hand-overs by reason, "
+    "requests recorded",
+    tag="bot",
+    response=BotSummary,
+    permission="contacts.view",
+    errors=(*AUTH_ERRORS, E.validation_failed),
+    query={"since": "string", "until": "string"},
+)
+async def bot_summary(request: web.Request) -> web.Response:
+    """``since``/``until``: ISO dates or ms; the last 24 hours by default."""
+    await principal(request, "contacts.view")
+    until = ms_param(request.query.get("until"), "until") or request.app[CLOCK].now_ms()
+    since = ms_param(request.query.get("since"), "since") or until - 86_400_000
+    return json_model(await summary(request.app[DB], since, until))
