@@ -39,16 +39,18 @@ class Deliveries:
             self.metrics.ivr_events.labels(event.type, "repeat").inc()
             return claim.answer, True
         assert claim.owner is not None
-        try:
-            instruction = await self.service.handle(event)
-            answer = render(event, instruction)
-            result: str = instruction.action
-        except ContactdError as exc:  # a refusal is an answer too: a retry gets the same
-            answer = render_error(exc)
-            result = exc.code.value
-        except BaseException:
-            await self.store.release(event.id, claim.owner)
-            raise
-        await self.store.finish(event.id, digest, answer)
+        with self.store.deferring() as states:
+            try:
+                instruction = await self.service.handle(event)
+                answer = render(event, instruction)
+                result: str = instruction.action
+            except ContactdError as exc:  # a refusal is an answer too: a retry gets the same
+                answer = render_error(exc)
+                result = exc.code.value
+            except BaseException:
+                await self.store.write(states.values())  # what already happened stays known
+                await self.store.release(event.id, claim.owner)
+                raise
+        await self.store.finish(event.id, digest, answer, states.values())
         self.metrics.ivr_events.labels(event.type, result).inc()
         return answer, False

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -16,6 +19,8 @@ from contactd.channels.ivr.models import CallState
 from contactd.errors import ContactdError, ErrorCode
 from contactd.storage.keyspace import SiteKeys
 
+# the call states saved while an event runs, written with its answer
+_DEFERRED: ContextVar[dict[str, CallState] | None] = ContextVar("ivr_deferred", default=None)
 _PENDING_TTL_S = 30  # a worker that dies mid-event loses its claim after this
 _WAIT_FOR_TWIN_S = 5.0
 
@@ -83,14 +88,45 @@ class IvrStore:
             nonce = None  # our own nonce is recorded already
             await asyncio.sleep(0.02)
 
-    async def finish(self, event_id: str, digest: str, answer: StoredAnswer) -> None:
+    @contextmanager
+    def deferring(self) -> Iterator[dict[str, CallState]]:
+        """Within: ``save`` keeps the calls' states to be written with the event's answer
+        (``finish``, one round trip) or by ``write``."""
+        token = _DEFERRED.set({})
+        try:
+            pending = _DEFERRED.get()
+            assert pending is not None
+            yield pending
+        finally:
+            _DEFERRED.reset(token)
+
+    async def finish(
+        self, event_id: str, digest: str, answer: StoredAnswer, states: Iterable[CallState] = ()
+    ) -> None:
+        """Store the event's answer and the calls' states it changed, together."""
         record = {
             "digest": digest,
             "status": answer.status,
             "content_type": answer.content_type,
             "body": answer.body,
         }
-        await self.redis.set(self.keys.ivr_event(event_id), json.dumps(record), ex=self.event_ttl_s)
+        # the states go first: an answer that is stored had its states stored
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.set(
+                    self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s
+                )
+            pipe.set(self.keys.ivr_event(event_id), json.dumps(record), ex=self.event_ttl_s)
+            await pipe.execute()
+
+    async def write(self, states: Iterable[CallState]) -> None:
+        # the states go first: an answer that is stored had its states stored
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.set(
+                    self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s
+                )
+            await pipe.execute()
 
     async def release(self, event_id: str, owner: str) -> None:
         await self._release(keys=[self.keys.ivr_event(event_id)], args=[owner])
@@ -101,9 +137,11 @@ class IvrStore:
         return None if raw is None else CallState.model_validate_json(raw)
 
     async def save(self, state: CallState) -> None:
-        await self.redis.set(
-            self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s
-        )
+        pending = _DEFERRED.get()
+        if pending is not None:  # written with the event's answer (see deferring)
+            pending[state.call_id] = state.model_copy(deep=True)
+            return
+        await self.write([state])
 
     async def create(self, state: CallState) -> Literal["created", "exists"]:
         created = await self.redis.set(
