@@ -81,6 +81,16 @@ def test_bot_answers_then_hands_over_to_an_agent(checked: Pages) -> None:
     # the customer's whole conversation is still on their screen, bot part included
     expect(bot_texts(customer).filter(has_text=REFUND_ZH)).to_have_count(1)
 
+    # the knowledge-base page counts this chat as handed over on request
+    admin = checked.new("admin")
+    admin.goto("/admin/faq")
+    admin.get_by_test_id("login-username").fill("admin")
+    admin.get_by_test_id("login-password").fill("contactd-demo")
+    admin.get_by_test_id("login-submit").click()
+    expect(admin.get_by_test_id("stat-chats")).to_have_text("1")
+    expect(admin.get_by_test_id("stat-handed")).to_have_text("1")
+    expect(admin.get_by_test_id("stat-reasons")).to_have_text("客户要求 1")
+
 
 def test_admin_edits_the_knowledge_base_on_its_page(checked: Pages) -> None:
     admin = checked.new("admin")

@@ -14,6 +14,9 @@ const LABELS = {
     intent: "自助流程", noPermission: "这个账号没有知识库权限（kb.manage）", loginFailed: "登录失败：{msg}",
     saveFailed: "保存失败：{msg}",
     export: "导出", import: "导入",
+    statsTitle: "最近 24 小时", statChats: "机器人接待", statContained: "机器人独立完成", statHanded: "转人工",
+    reason_asked: "客户要求", reason_misses: "连续没答上", reason_negative_feedback: "客户不满意",
+    reason_no_answer: "没有答案", reason_bot_unavailable: "机器人故障", reason_verification: "验证失败",
     imported: "已导入：新增 {created} 条，更新 {updated} 条，未变 {unchanged} 条",
     importFailed: "导入失败（没有任何改动）：{msg}",
   },
@@ -30,6 +33,9 @@ const LABELS = {
     intent: "self-service", noPermission: "This account may not edit the knowledge base (kb.manage)",
     loginFailed: "Sign-in failed: {msg}", saveFailed: "Not saved: {msg}",
     export: "Export", import: "Import",
+    statsTitle: "Last 24 hours", statChats: "Bot chats", statContained: "Ended with the bot", statHanded: "Handed over",
+    reason_asked: "asked", reason_misses: "missed twice", reason_negative_feedback: "unhappy",
+    reason_no_answer: "no answer", reason_bot_unavailable: "bot failed", reason_verification: "failed check",
     imported: "Imported: {created} added, {updated} updated, {unchanged} unchanged",
     importFailed: "Import failed (nothing changed): {msg}",
   },
@@ -204,6 +210,19 @@ async function remove(f) {
   await load();
 }
 
+// -------------------------------------------------------------------- stats --
+async function loadStats() {
+  if (!(state.auth.permissions || []).includes("contacts.view")) return;
+  const s = await api("GET", "/api/v1/bot/summary");
+  $("#stats").hidden = false;
+  $("#stat-chats").textContent = String(s.bot_chats);
+  const rate = s.containment_rate == null ? "" : ` (${Math.round(s.containment_rate * 100)}%)`;
+  $("#stat-contained").textContent = `${s.ended_with_bot}${rate}`;
+  $("#stat-handed").textContent = String(s.handed_over);
+  const reasons = Object.entries(s.handed_over_by_reason).map(([k, n]) => `${t(`reason_${k}`)} ${n}`);
+  $("#stat-reasons").textContent = reasons.join(" · ");
+}
+
 // ----------------------------------------------------------- import, export --
 const EDITABLE = ["question", "variants", "answer", "tags", "lang", "suggested", "enabled"];
 
@@ -266,6 +285,7 @@ function start() {
   $("#app").hidden = false;
   $("#me").textContent = state.auth.username;
   load().catch((e) => showLogin(e.message));
+  loadStats().catch(() => {});
 }
 
 function boot() {
