@@ -5,6 +5,7 @@ docs/protocol.md ("Bot front line")."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,16 @@ from contactd.clock import SystemClock
 from contactd.directory.demo import seed_demo_directory
 from contactd.keys import AUTH, BOT, DB, ENGINE
 from contactd.settings import QueueConfig
-from tests.chat_helpers import Payload, Peer, identity, wait_for
+from tests.chat_helpers import (
+    BACKGROUND_TASKS,
+    Payload,
+    Peer,
+    identity,
+    recancel_swallowed,
+    wait_for,
+)
 from tests.conftest import make_settings
 from tests.test_chat_sockets import PASSWORD, PNG, SECRET, STAFF, Chat, _upload
-from tests.test_chat_sockets import shutdown_guard as shutdown_guard  # (fixture)
 
 ORDER = "O2026112300000001"  # u1001's, shipped with 顺丰速运
 ANSWER = {f.question: f.answer for f in DEMO_FAQS}
@@ -41,8 +48,19 @@ def _queues() -> list[QueueConfig]:
 
 
 @pytest.fixture
+async def bot_shutdown_guard() -> AsyncIterator[None]:
+    """The chat tests' guard (see recancel_swallowed), covering the bot's tasks too."""
+    names = BACKGROUND_TASKS | {"bot-idle", "bot-faq-counts"}
+    task = asyncio.create_task(recancel_swallowed(names))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
 async def make_bot_chat(
-    shutdown_guard: None,  # set up before the server, so torn down after it
+    bot_shutdown_guard: None,  # set up before the server, so torn down after it
     aiohttp_server: Callable[..., Any],
     redis_url: str,
     site: str,

@@ -22,8 +22,8 @@ from tests.test_bot import (
     send,
     start_with_bot,
 )
+from tests.test_bot import bot_shutdown_guard as bot_shutdown_guard  # (fixture)
 from tests.test_bot import make_bot_chat as make_bot_chat  # (fixture)
-from tests.test_chat_sockets import shutdown_guard as shutdown_guard  # (fixture)
 
 FAQ = {
     "question": "支持花呗分期吗？",
