@@ -113,8 +113,12 @@ async def test_self_service_menu_answers_from_the_directory(make_voice: MakeVoic
     assert "没有处理中的售后" in cases["prompt"]
 
     # the caller asks for a person: the agent sees what the IVR already told them
+    agent = await voice.voice_agent("agent1", ["phone"])
     queued = (await ivr.menu("CA2", "main", speech="转人工")).instruction
     assert queued["action"] == "enqueue"
+    offer = await agent.wait("offer")
+    said = " ".join(m["text"] or "" for m in offer["screen_pop"]["transcript"])
+    assert "[main] 1" in said and "顺丰速运" in said
     detail = await voice.session(queued["session_id"])
     log = " ".join(m["text"] or "" for m in detail["messages"])
     assert "IVR" in log and "顺丰速运" in log and "[main] 3" in log
@@ -292,7 +296,13 @@ async def test_a_busy_line_takes_a_voicemail_that_becomes_a_callback(make_voice:
     full = (await ivr.incoming("CA14", STRANGER, DIRECT)).instruction
     assert full["action"] == "voicemail" and "线路繁忙" in full["text"]
     assert full["max_length_s"] == 120
-    assert await _sessions_of(voice, STRANGER) == []  # it never entered the queue
+    # it never entered the queue; its session records a call asked for a message
+    [busy] = await _sessions_of(voice, STRANGER)
+    assert busy["state"] == "ended" and busy["end_reason"] == "left_message"
+    _, snap = await voice.rest("/api/v1/queues/tiny", "super1")
+    assert snap["waiting"] == 1
+    again = (await ivr.waiting("CA14")).instruction  # a repeated question, the same request
+    assert again["action"] == "voicemail" and "线路繁忙" in again["text"]
     thanks = (await ivr.recorded("CA14", "https://rec.example/1.wav", 17)).instruction
     assert thanks["action"] == "say" and "留言" in thanks["text"]
     await ivr.recorded("CA14", "https://rec.example/1.wav", 17)  # another event: same callback
@@ -302,6 +312,7 @@ async def test_a_busy_line_takes_a_voicemail_that_becomes_a_callback(make_voice:
     assert status == 200
     [cb] = page["items"]
     assert cb["caller"] == STRANGER and cb["reason"] == "queue_full"
+    assert cb["session_id"] == busy["id"]
     assert cb["recording_url"] == "https://rec.example/1.wav" and cb["recording_s"] == 17
     assert (await voice.rest("/api/v1/ivr/callbacks", "agent1"))[0] == 403
     token = await voice.token("super1")

@@ -236,6 +236,9 @@ class IvrService:
             order_no=state.meta.get("order_no"),
             meta={"call_id": state.call_id, "dialled": state.dialled, "ivr_path": state.ivr_path},
         )
+        state.session_id, state.queue_id = record.id, queue_id
+        if state.log:  # before the offer, so the agent's screen-pop has what the IVR did
+            await self.sessions.system_message(record, "ivr", self._transcript(state))
         priority = self.settings.im.vip_priority if state.vip else 0
         try:
             contact = await self.routing.enqueue(
@@ -245,16 +248,17 @@ class IvrService:
                 meta={"session": record.id, "call": state.call_id},
             )
         except ContactdError as exc:
-            await self.sessions.discard(record.id)  # it never entered the queue
             if exc.code != ErrorCode.queue_full:
                 raise
-            state.voicemail_reason = "queue_full"
+            # never queued: the session records the call that was asked for a message
+            await self.sessions.change(
+                record.id, state="ended", ended_at=self.clock.now_ms(), end_reason="left_message"
+            )
+            state.voicemail_reason, state.outcome = "queue_full", "abandoned"
             await self.store.save(state)
             return self._voicemail(prefix + self.t.queue_full)
-        state.session_id, state.queue_id, state.outcome = record.id, queue_id, "agent"
+        state.outcome = "agent"
         await self.store.save(state)
-        if state.log:
-            await self.sessions.system_message(record, "ivr", self._transcript(state))
         position = contact.position or 0
         wait = await self.sessions.queue_wait_estimate(queue_id, position)
         return Enqueue(
@@ -286,7 +290,7 @@ class IvrService:
         record = await self._session(state)
         if record is None:
             if state.voicemail_reason is not None:
-                return self._voicemail(self.t.voicemail)
+                return self._voicemail(self._ask_message(state.voicemail_reason))
             return self._main()
         if record.state in ("queued", "offered"):
             position = await self.routing.position(record.contact_id, record.queue_id) or 0
@@ -308,12 +312,17 @@ class IvrService:
                 text=self.t.connecting,
                 language=self.lang,
             )
-        if record.end_reason == "left_message":  # waited too long: the queue overflowed
+        if record.end_reason == "left_message":  # a full queue, or waited too long
             if state.voicemail_reason is None:
                 state.voicemail_reason = "overflow"
                 await self.store.save(state)
-            return self._voicemail(self.t.overflow)
+            return self._voicemail(self._ask_message(state.voicemail_reason))
         return Say(text=self.t.goodbye, language=self.lang)
+
+    def _ask_message(self, reason: str) -> str:
+        return {"queue_full": self.t.queue_full, "overflow": self.t.overflow}.get(
+            reason, self.t.voicemail
+        )
 
     def _voicemail(self, text: str) -> Voicemail:
         return Voicemail(text=text, language=self.lang, max_length_s=self.cfg.voicemail_max_s)
