@@ -662,3 +662,26 @@ async def test_summary_counts_what_the_bot_contained_and_handed_over(
     assert status == 200 and empty["bot_chats"] == 0 and empty["containment_rate"] is None
     assert (await chat.rest("/api/v1/bot/summary?since=yesterday", "super1"))[0] == 422
     assert (await chat.rest("/api/v1/bot/summary", "agent1"))[0] == 403
+
+
+async def test_an_ended_bot_chat_leaves_no_state_behind(
+    make_bot_chat: MakeBotChat, redis: Any
+) -> None:
+    chat = await make_bot_chat(idle_close_s=0.3)
+    cust, sid = await start_with_bot(chat)
+    keys = chat.app[ENGINE].keys
+    assert await redis.exists(keys.bot_state(sid))
+    await cust.ok("chat.end", {"session_id": sid})
+
+    async def leftovers() -> int:
+        return int(await redis.exists(keys.bot_state(sid))) + int(
+            await redis.zscore(keys.bot_idle, sid) is not None
+        )
+
+    for _ in range(100):  # the idle sweeper tidies up at the chat's idle deadline
+        if not await leftovers():
+            break
+        await asyncio.sleep(0.05)
+    assert await leftovers() == 0
+    sync = await cust.ok("sync", {"session_id": sid, "after_seq": 0})
+    assert sync["session"]["end_reason"] == "customer_left"  # not re-closed as a timeout

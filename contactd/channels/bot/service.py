@@ -354,7 +354,8 @@ class BotService:
                     record = await self.chat.sessions.get(sid)
                 except ContactdError:
                     continue
-                if record.state != "bot":
+                if record.state != "bot":  # ended by the customer meanwhile: tidy up
+                    await self.redis.delete(self.keys.bot_state(sid))
                     continue
                 c = await self._load(sid) or Conversation()
                 await self._post(record, "idle", say("idle_closed", c.lang))
