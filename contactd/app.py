@@ -10,7 +10,14 @@ from aiohttp import web
 
 import contactd.api.routes_monitor  # registers --- monitor ---
 import contactd.api.routes_reports  # noqa: F401  (registers) --- monitor ---
-from contactd.api import routes_auth, routes_im, routes_routing  # noqa: F401  (registers)
+from contactd.api import (  # noqa: F401  (registers the routes)
+    routes_auth,
+    routes_bot,
+    routes_im,
+    routes_ivr,
+    routes_routing,
+    routes_twilio,
+)
 from contactd.api.edge import errors_middleware, metrics_middleware
 from contactd.api.registry import api
 from contactd.api.routes_im import install_im
@@ -21,7 +28,9 @@ from contactd.auth.passwords import password_hasher
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
+from contactd.channels.bot.wiring import bot_ctx
 from contactd.channels.im import ChatService
+from contactd.channels.ivr.wiring import ivr_ctx  # --- voice ---
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock, SystemClock
 from contactd.directory.factory import build_directory
@@ -179,6 +188,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(chat_ctx)
+    app.cleanup_ctx.append(bot_ctx)  # --- bot ---
+    app.cleanup_ctx.append(ivr_ctx)  # --- voice ---
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(monitor_ctx)  # --- monitor ---
     redis_url = settings.redis_url or EmbeddedRedis(settings.data_dir).url

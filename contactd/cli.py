@@ -135,13 +135,17 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
         return created
 
     async def directory() -> int:
+        from contactd.channels.bot.demo import seed_demo_faqs  # --- bot ---
+        from contactd.clock import SystemClock
         from contactd.directory.demo import seed_demo_directory
         from contactd.storage.db import migrate, open_database
 
         engine = await open_database(s.effective_database_url)
         try:
             await migrate(engine)
-            return await seed_demo_directory(engine)
+            added = await seed_demo_directory(engine)
+            added += await seed_demo_faqs(engine, SystemClock())  # --- bot ---
+            return added
         finally:
             await engine.dispose()
 

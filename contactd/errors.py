@@ -48,6 +48,16 @@ class ErrorCode(StrEnum):
     channel_mismatch = "channel_mismatch"
     out_of_scope = "out_of_scope"
     session_not_found = "session_not_found"
+    # --- voice (IVR webhooks) ---
+    signature_invalid = "signature_invalid"
+    signature_stale = "signature_stale"
+    replayed = "replayed"
+    event_conflict = "event_conflict"
+    unknown_call = "unknown_call"
+    ivr_not_configured = "ivr_not_configured"
+    # --- bot ---
+    faq_not_found = "faq_not_found"
+    not_with_bot = "not_with_bot"
 
 
 _STATUS: dict[ErrorCode, int] = {
@@ -86,6 +96,16 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.channel_mismatch: 422,
     ErrorCode.out_of_scope: 403,
     ErrorCode.session_not_found: 404,
+    # --- voice (IVR webhooks) ---
+    ErrorCode.signature_invalid: 401,
+    ErrorCode.signature_stale: 401,
+    ErrorCode.replayed: 401,
+    ErrorCode.event_conflict: 409,
+    ErrorCode.unknown_call: 404,
+    ErrorCode.ivr_not_configured: 503,
+    # --- bot ---
+    ErrorCode.faq_not_found: 404,
+    ErrorCode.not_with_bot: 409,
 }
 
 

@@ -11,7 +11,9 @@ from contactd.auth.audit import AuditLog
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
+from contactd.channels.bot.context import Bot
 from contactd.channels.im import ChatService
+from contactd.channels.ivr.delivery import Deliveries
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock
 from contactd.directory.base import Directory
@@ -38,3 +40,7 @@ UPLOADS = web.AppKey("uploads", Uploads)
 VISITORS = web.AppKey("visitors", VisitorAuth)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 MONITOR = web.AppKey("monitor", Monitor)  # --- monitor ---
+
+# --- voice ---
+IVR = web.AppKey("ivr", Deliveries)
+BOT = web.AppKey("bot", Bot)  # --- bot ---

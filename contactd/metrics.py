@@ -151,6 +151,28 @@ class Metrics:
         )
         # ---
 
+        # --- bot ---
+        self.bot_replies = Counter(
+            "contactd_bot_replies",
+            "Customer messages the bot handled, by outcome (answered, flow, missed, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.bot_handoffs = Counter(
+            "contactd_bot_handoffs",
+            "Bot chats handed to a person, by reason",
+            ["queue", "reason"],
+            registry=r,
+        )
+        # --- voice ---
+        self.ivr_events = Counter(
+            "contactd_ivr_events",
+            "IVR webhook events run, by type and result (the instruction's action, or the "
+            "error code); repeats of an event already answered are counted as result=repeat",
+            ["type", "result"],
+            registry=r,
+        )
+
     def observe(self, event: BaseModel) -> None:
         """Bus listener: routing events → counters."""
         match event:

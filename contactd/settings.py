@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contactd.directory.models import DirectorySettings
@@ -40,6 +47,8 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "monitor.act",  # supervisor actions: agent state, drain, move, force-offer
         "monitor.join",  # join a chat silently or visibly
         "reports.view",
+        # --- bot ---
+        "kb.manage",  # edit the bot's knowledge base (FAQ entries)
     }
 )
 
@@ -64,6 +73,7 @@ DEFAULT_ROLES: dict[str, list[str]] = {
         "contacts.create",
         "contacts.cancel",
         "pii.view",
+        "kb.manage",  # --- bot ---
     ],
     "reviewer": ["queues.view"],
     "finance": ["queues.view"],
@@ -205,6 +215,94 @@ class MonitorSettings(_Frozen):
         return self.queue_alerts.get(queue_id, self.alerts)
 
 
+# --- bot ---
+class BotSettings(_Frozen):
+    """The bot front line in chat (``[bot]``; see contactd/channels/bot)."""
+
+    first_queues: list[str] = Field(
+        default_factory=list,
+        description="queues whose chats the bot answers first (bot-first); others human-first",
+    )
+    engine: Literal["faq", "webhook"] = Field(
+        default="faq", description="faq = the built-in knowledge base; webhook = external bot"
+    )
+    webhook_url: str | None = Field(default=None, max_length=500)
+    webhook_secret: str | None = Field(
+        default=None, description="signs webhook calls (X-Contactd-Signature)"
+    )
+    webhook_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    handoff_words: list[str] = Field(
+        default_factory=lambda: ["转人工", "人工", "human", "agent"],
+        description="any of these in a message hands the chat to a person at once",
+    )
+    negative_words: list[str] = Field(
+        default_factory=lambda: ["没用", "没有用", "不是这个", "not helpful", "useless"],
+        description="negative feedback in words: hands over like the thumbs-down button",
+    )
+    greeting: dict[Literal["zh", "en"], str] = Field(
+        default_factory=dict,
+        description="the bot's first words per language (default: a built-in greeting)",
+    )
+    max_misses: int = Field(default=2, ge=1, le=10, description="misses in a row → a person")
+    min_confidence: float = Field(
+        default=0.45, gt=0, le=1, description="cosine similarity needed to answer"
+    )
+    suggest_floor: float = Field(
+        default=0.12, gt=0, le=1, description="below this a FAQ is not even suggested"
+    )
+    suggestions: int = Field(default=4, ge=0, le=10)
+    idle_close_s: float = Field(
+        default=900.0, gt=0, description="a bot chat with no customer message this long ends"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> BotSettings:
+        if self.engine == "webhook" and not self.webhook_url:
+            raise ValueError("bot engine 'webhook' needs webhook_url")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("bot webhook_url must start with http:// or https://")
+        return self
+
+
+# --- voice (IVR webhooks, contactd/channels/ivr) ---------------------------------------
+
+
+class IvrSettings(_Frozen):
+    """The phone channel: signed IVR webhooks (generic JSON and Twilio-compatible)."""
+
+    secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="HMAC-SHA256 keys the IVR platform signs with; several while rotating",
+    )
+    tolerance_s: int = Field(default=300, ge=10, le=3600)
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="validates X-Twilio-Signature; None = Twilio adapter off"
+    )
+    public_url: str | None = Field(
+        default=None,
+        max_length=300,
+        description="base URL the platform calls (behind a proxy), for Twilio signatures",
+    )
+    queue: str | None = Field(default=None, description="None = the first voice queue")
+    numbers: dict[str, str] = Field(
+        default_factory=dict, description="dialled number → queue: straight to an agent"
+    )
+    paths: dict[str, str] = Field(
+        default_factory=dict, description="IVR path the platform chose → queue"
+    )
+    self_service: bool = Field(default=True, description="other calls hear the menu first")
+    agent_endpoint: str = Field(
+        default="client:{agent_id}",
+        max_length=200,
+        description="where to connect an agent: client:, sip: or a phone number template",
+    )
+    poll_s: int = Field(default=5, ge=1, le=60, description="hold-loop interval while queued")
+    max_misses: int = Field(default=3, ge=1, le=10, description="bad inputs → an agent")
+    voicemail_max_s: int = Field(default=120, ge=5, le=600)
+    language: str = Field(default="zh-CN", max_length=16)
+    event_ttl_s: int = Field(default=86400, ge=600)
+
+
 DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
     QueueConfig(id="presales", name="售前咨询 Pre-sales", strategy="idle"),
     QueueConfig(
@@ -247,8 +345,10 @@ class Settings(BaseSettings):
     queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
     routing: RoutingSettings = RoutingSettings()
     im: ImSettings = ImSettings()
+    ivr: IvrSettings = IvrSettings()  # --- voice ---
     directory: DirectorySettings = DirectorySettings()
     monitor: MonitorSettings = MonitorSettings()  # --- monitor ---
+    bot: BotSettings = BotSettings()  # --- bot ---
     timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")
     secret_key: str | None = Field(
         default=None, description="signs visitor tokens; generated under data_dir when unset"
@@ -292,6 +392,9 @@ class Settings(BaseSettings):
         for entry, queue in self.im.entry_points.items():
             if queue not in ids:
                 raise ValueError(f"im.entry_points.{entry} names unknown queue {queue!r}")
+        for queue in self.bot.first_queues:  # --- bot ---
+            if queue not in ids:
+                raise ValueError(f"bot.first_queues names unknown queue {queue!r}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -313,6 +416,26 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"role {role!r} has unknown permissions: {', '.join(unknown)}")
         return self
+
+    # --- voice ---
+    @model_validator(mode="after")
+    def _check_ivr(self) -> Settings:
+        ids = {q.id: q for q in self.queues}
+        named = [("ivr.queue", self.ivr.queue)] if self.ivr.queue else []
+        named += [(f"ivr.numbers.{k}", v) for k, v in self.ivr.numbers.items()]
+        named += [(f"ivr.paths.{k}", v) for k, v in self.ivr.paths.items()]
+        for where, queue_id in named:
+            if queue_id not in ids:
+                raise ValueError(f"{where} names unknown queue {queue_id!r}")
+            if ids[queue_id].channel != "voice":
+                raise ValueError(f"{where}: queue {queue_id!r} is not a voice queue")
+        return self
+
+    def voice_queue(self) -> str | None:
+        """The queue calls go to unless a number or path says otherwise."""
+        if self.ivr.queue:
+            return self.ivr.queue
+        return next((q.id for q in self.queues if q.channel == "voice"), None)
 
     def queue_for_entry(self, entry_point: str) -> str:
         mapped = self.im.entry_points.get(entry_point)

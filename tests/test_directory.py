@@ -184,6 +184,13 @@ async def test_lookups_by_id_phone_and_number(demo: EmbeddedDirectory) -> None:
         assert found is not None and found.id == "u1001"
     assert await demo.customer_by_phone("13800000000") is None
     assert await demo.customer_by_phone("") is None
+    # many at once (the phone channel's burst of callers): one query, keyed as asked
+    many = await demo.customers_by_phone(["+86 138 1234 1234", "13800000000", "", "13911112222"])
+    assert {k: c.id for k, c in many.items()} == {
+        "+86 138 1234 1234": "u1001",
+        "13911112222": "u1002",
+    }
+    assert await demo.customers_by_phone([]) == {}
     assert await demo.customer("nobody") is None
     assert await demo.order("O0000") is None
     assert await demo.product("SKU-NOPE") is None
@@ -408,6 +415,8 @@ async def test_http_lookups(remote: HttpDirectory) -> None:
     customer = await remote.customer("c42")
     assert customer == Customer.model_validate(CUSTOMER_JSON)
     assert (await remote.customer_by_phone("+86 139 0000 4242")) == customer
+    many = await remote.customers_by_phone(["+86 139 0000 4242", "13700000000"])
+    assert many == {"+86 139 0000 4242": customer}
     orders = await remote.orders_of("c42")
     assert [o.order_no for o in orders] == ["O2026112000000042", "O2026100100000041"]
     assert [o.order_no for o in await remote.orders_of("c42", limit=1)] == ["O2026100100000041"]

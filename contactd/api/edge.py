@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -133,3 +134,28 @@ def audit_context(request: web.Request, who: Principal | None) -> AuditContext:
     return AuditContext(
         actor=who, ip=request.remote, request_id=request.headers.get("X-Request-Id")
     )
+
+
+def paging(request: web.Request, default: int = 50, most: int = 500) -> tuple[int, int]:
+    """``limit`` (1..``most``) and ``offset`` (>= 0) from the query string."""
+    q = request.query
+    try:
+        limit = max(1, min(int(q.get("limit", str(default))), most))
+        offset = max(0, int(q.get("offset", "0")))
+    except ValueError as exc:
+        raise ContactdError(
+            ErrorCode.validation_failed, "limit and offset must be integers"
+        ) from exc
+    return limit, offset
+
+
+def ms_param(value: str | None, field: str) -> int | None:
+    """A query-string time: milliseconds since the epoch, or an ISO date/datetime."""
+    if not value:
+        return None
+    try:
+        if value.isdigit():
+            return int(value)
+        return int(datetime.fromisoformat(value).timestamp() * 1000)
+    except ValueError as exc:
+        raise ContactdError(ErrorCode.validation_failed, f"{field} must be a date or ms") from exc

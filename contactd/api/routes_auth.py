@@ -8,11 +8,11 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from contactd.api.edge import audit_context, bearer, json_model, principal, read_body
+from contactd.api.edge import audit_context, bearer, json_model, paging, principal, read_body
 from contactd.api.registry import api
 from contactd.api.schemas import Body, LoginBody, MeOut, TokenOut
 from contactd.auth.models import ApiKeyId, StaffId
-from contactd.errors import ContactdError, ErrorCode
+from contactd.errors import ErrorCode
 from contactd.keys import AUDIT, AUTH, SETTINGS
 
 E = ErrorCode
@@ -271,11 +271,7 @@ async def api_key_revoke(request: web.Request) -> web.Response:
 async def audit_list(request: web.Request) -> web.Response:
     await principal(request, "audit.view")
     q = request.query
-    try:
-        limit = max(1, min(int(q.get("limit", "100")), 1000))
-        offset = max(0, int(q.get("offset", "0")))
-    except ValueError as exc:
-        raise ContactdError(E.validation_failed, "limit and offset must be integers") from exc
+    limit, offset = paging(request, 100, 1000)
     entries = await request.app[AUDIT].query(
         actor_id=q.get("actor_id"),
         target_type=q.get("target_type"),

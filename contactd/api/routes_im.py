@@ -3,13 +3,12 @@ service-session search and detail."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict
 
-from contactd.api.edge import json_model, principal
+from contactd.api.edge import json_model, ms_param, paging, principal
 from contactd.api.registry import api
 from contactd.errors import ContactdError, ErrorCode
 from contactd.keys import CHAT, UPLOADS, VISITORS
@@ -102,17 +101,6 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _ms(value: str | None, field: str) -> int | None:
-    if not value:
-        return None
-    try:
-        if value.isdigit():
-            return int(value)
-        return int(datetime.fromisoformat(value).timestamp() * 1000)
-    except ValueError as exc:
-        raise ContactdError(E.validation_failed, f"{field} must be a date or ms") from exc
-
-
 @api.route(
     "GET",
     "/api/v1/sessions",
@@ -142,15 +130,11 @@ async def search(request: web.Request) -> web.Response:
         if not who.can("agent.work"):
             raise ContactdError(E.forbidden, "this needs the permission 'contacts.view'")
         filters["agent_id"] = who.name  # agents search their own sessions only
-    try:
-        limit = max(1, min(int(q.get("limit", "50")), 500))
-        offset = max(0, int(q.get("offset", "0")))
-    except ValueError as exc:
-        raise ContactdError(E.validation_failed, "limit and offset must be integers") from exc
+    limit, offset = paging(request)
     items = await request.app[CHAT].sessions.search(
         **filters,
-        since=_ms(q.get("since"), "since"),
-        until=_ms(q.get("until"), "until"),
+        since=ms_param(q.get("since"), "since"),
+        until=ms_param(q.get("until"), "until"),
         limit=limit,
         offset=offset,
     )

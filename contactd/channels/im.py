@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +12,7 @@ from contactd.auth.models import Principal
 from contactd.auth.visitors import Identity
 from contactd.channels.uploads import Uploads
 from contactd.directory.base import Directory
+from contactd.directory.models import Customer
 from contactd.errors import ContactdError, ErrorCode
 from contactd.routing.service import RoutingEngine
 from contactd.sessions.models import (
@@ -38,6 +39,7 @@ class StartChat(_In):
     queue_id: str | None = Field(default=None, pattern=QUEUE_ID_PATTERN)
     order_no: str | None = Field(default=None, max_length=64)
     question: str | None = Field(default=None, max_length=2000)
+    lang: Literal["zh", "en"] | None = None  # the widget's language (for the bot)
 
 
 class SendMessage(_In):
@@ -56,6 +58,18 @@ class Transfer(_In):
     note: str = Field(default="", max_length=500)
 
 
+class FrontLine(Protocol):
+    """The bot in front of bot-first queues (contactd/channels/bot)."""
+
+    def takes(self, queue_id: str) -> bool: ...
+
+    async def begin(
+        self, record: SessionRecord, question: Message | None, lang: str | None
+    ) -> None: ...
+
+    async def on_customer_message(self, record: SessionRecord, msg: Message) -> None: ...
+
+
 class ChatService:
     def __init__(
         self,
@@ -72,6 +86,7 @@ class ChatService:
         self.uploads = uploads
         self.audit = audit
         self.settings = settings
+        self.front: FrontLine | None = None  # set by the bot context when it runs
 
     async def view(self, record: SessionRecord) -> SessionView:
         view = record.view()
@@ -98,15 +113,8 @@ class ChatService:
         queue_id = req.queue_id or self.settings.queue_for_entry(req.entry_point)
         if not self.routing.queue_known(queue_id):
             raise ContactdError(ErrorCode.unknown_queue, f"no queue {queue_id!r}")
-        priority, name, phone = 0, None, None
-        if identity is not None:
-            customer = await self.directory.customer(identity.customer_id)
-            if customer is not None:
-                name, phone = customer.name, customer.phone
-                if customer.vip:
-                    priority = self.settings.im.vip_priority
-            name = name or identity.name
-            phone = phone or identity.phone
+        name, phone, priority = await self._who(identity)
+        bot_first = self.front is not None and self.front.takes(queue_id)
         record = await self.sessions.open(
             channel="chat",
             entry_point=req.entry_point,
@@ -117,9 +125,11 @@ class ChatService:
             customer_phone=phone,
             order_no=req.order_no,
             meta={"question": req.question} if req.question else None,
+            state="bot" if bot_first else "queued",
         )
+        question = None
         if req.question:
-            await self.sessions.post(
+            question = await self.sessions.post(
                 NewMessage(
                     session_id=record.id,
                     client_msg_id="question",
@@ -130,18 +140,68 @@ class ChatService:
             )
         if on_open is not None:
             await on_open(record.id)
+        if bot_first and self.front is not None:
+            await self.front.begin(record, question, req.lang)
+            return await self.sessions.get(record.id)
         try:
-            await self.routing.enqueue(
-                queue_id,
-                priority=priority,
-                contact_id=record.id,
-                meta={"session": record.id, "entry": req.entry_point},
-            )
+            await self._enqueue(record, priority, {"entry": req.entry_point})
         except ContactdError:
             await self.sessions.discard(record.id)  # refused: it never entered the queue
             raise
         return await self.sessions.get(record.id)
 
+    async def _who(self, identity: Identity | None) -> tuple[str | None, str | None, int]:
+        """(name, phone, queue priority) of an identified customer."""
+        priority, name, phone = 0, None, None
+        if identity is not None:
+            customer = await self.directory.customer(identity.customer_id)
+            if customer is not None:
+                name, phone = customer.name, customer.phone
+                priority = self._priority(customer)
+            name = name or identity.name
+            phone = phone or identity.phone
+        return name, phone, priority
+
+    def _priority(self, customer: Customer | None) -> int:
+        return self.settings.im.vip_priority if customer is not None and customer.vip else 0
+
+    async def _enqueue(self, record: SessionRecord, priority: int, meta: dict[str, Any]) -> None:
+        await self.routing.enqueue(
+            record.queue_id,
+            priority=priority,
+            contact_id=record.contact_id,
+            meta={"session": record.id, **meta},
+        )
+
+    # --- bot --------------------------------------------------------------------------
+    async def hand_over(self, record: SessionRecord, bot: dict[str, Any]) -> SessionRecord:
+        """A bot chat goes to a person: queued in its queue with the customer's priority;
+        ``bot`` (why, what the bot recorded) goes to the screen-pop. Refused (a full
+        queue): the chat stays with the bot and the error is raised."""
+        customer = await self.directory.customer(record.customer_id) if record.customer_id else None
+        priority = self._priority(customer)
+        after = await self.sessions.change(
+            record.id,
+            state="queued",
+            queued_at=self.sessions.clock.now_ms(),
+            meta={**(record.meta or {}), "bot": bot},
+        )
+        assert after is not None
+        try:
+            await self._enqueue(after, priority, {"entry": record.entry_point, "bot": True})
+        except ContactdError:
+            await self.sessions.change(record.id, state="bot", queued_at=None, meta=record.meta)
+            raise
+        return await self.sessions.get(record.id)
+
+    async def end_with_bot(self, record: SessionRecord, reason: str) -> SessionRecord:
+        """End a chat nobody queued (still with the bot)."""
+        after = await self.sessions.change(
+            record.id, state="ended", ended_at=self.sessions.clock.now_ms(), end_reason=reason
+        )
+        return after or record
+
+    # ----------------------------------------------------------------------------------
     async def customer_session(self, visitor_id: str, session_id: str) -> SessionRecord:
         try:
             record = await self.sessions.get(session_id)
@@ -155,11 +215,20 @@ class ChatService:
         guard = Guard(visitor_id=visitor_id)
         record = await self._guarded(req.session_id, guard)
         sender = Sender(type="customer", id=record.customer_id, name=record.customer_name)
-        return await self._post(record, sender, req, guard)
+        msg = await self._post(record, sender, req, guard)
+        if record.state == "bot" and self.front is not None:
+            # the copy may be stale (handed over on another process a moment ago): the bot
+            # only answers a session that is still its own
+            fresh = await self.sessions.get(record.id)
+            if fresh.state == "bot":
+                await self.front.on_customer_message(fresh, msg)
+        return msg
 
     async def customer_end(self, visitor_id: str, session_id: str) -> SessionRecord:
         record = await self.customer_session(visitor_id, session_id)
-        if record.state != "ended":
+        if record.state == "bot":
+            await self.end_with_bot(record, "customer_left")
+        elif record.state != "ended":
             await self.routing.cancel(record.contact_id, "customer_left")
         return await self.sessions.get(session_id)
 
@@ -214,6 +283,8 @@ class ChatService:
         record = await self.agent_session(who, req.session_id)
         if record.state != "active":
             raise ContactdError(ErrorCode.contact_not_active, "only an active chat can be moved")
+        if record.channel == "voice":  # the caller is bridged to this agent by the IVR
+            raise ContactdError(ErrorCode.invalid_state, "a call is moved in the phone system")
         if req.agent_id == who.name:
             raise ContactdError(ErrorCode.validation_failed, "that is you")
         queue_id = req.queue_id or record.queue_id

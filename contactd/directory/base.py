@@ -11,6 +11,7 @@ screen-pop should show what they have and carry on when the directory is unavail
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from contactd.directory.models import Customer, Order, Product
@@ -27,6 +28,11 @@ class Directory(Protocol):
 
     async def customer_by_phone(self, phone: str) -> Customer | None:
         """The customer with this phone number, in any common spelling (``+86 138…``)."""
+        ...
+
+    async def customers_by_phone(self, phones: Sequence[str]) -> dict[str, Customer]:
+        """``customer_by_phone`` for many numbers at once (one query where the source can):
+        the customers found, by the number as given."""
         ...
 
     async def orders_of(self, customer_id: str, limit: int = DEFAULT_ORDERS_LIMIT) -> list[Order]:

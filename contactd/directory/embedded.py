@@ -178,6 +178,20 @@ class EmbeddedDirectory:
         row = await self._first(stmt)
         return None if row is None else to_customer(row)
 
+    async def customers_by_phone(self, phones: Sequence[str]) -> dict[str, Customer]:
+        wanted = {p: d for p in phones if (d := normalize_phone(p))}
+        if not wanted:
+            return {}
+        stmt = (
+            sa.select(dir_customers)
+            .where(dir_customers.c.phone.in_(sorted(set(wanted.values()))))
+            .order_by(dir_customers.c.id.desc())  # the lowest id wins, as customer_by_phone
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        by_digits = {row["phone"]: to_customer(row) for row in rows}
+        return {p: by_digits[d] for p, d in wanted.items() if d in by_digits}
+
     async def orders_of(self, customer_id: str, limit: int = DEFAULT_ORDERS_LIMIT) -> list[Order]:
         stmt = (
             sa.select(dir_orders)

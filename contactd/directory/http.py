@@ -28,8 +28,9 @@ Found customers, order lists, orders and products are cached for ``cache_ttl_s``
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -121,6 +122,11 @@ class HttpDirectory:
         self._cache.put(key, found)
         self._cache.put(("customer", found.id), found)
         return found
+
+    async def customers_by_phone(self, phones: Sequence[str]) -> dict[str, Customer]:
+        # the contract has no batch look-up: one request per number (cached), in parallel
+        found = await asyncio.gather(*(self.customer_by_phone(p) for p in phones))
+        return {p: c for p, c in zip(phones, found, strict=True) if c is not None}
 
     async def orders_of(self, customer_id: str, limit: int = DEFAULT_ORDERS_LIMIT) -> list[Order]:
         limit = clamp_limit(limit)

@@ -175,6 +175,9 @@ class SocketListeners:
             await asyncio.sleep(0.3)
 
     async def _positions(self, queue_id: str) -> None:
+        queue = self.chat.settings.queue(queue_id)
+        if queue is not None and queue.channel == "voice":
+            return  # callers have no socket: the IVR's hold loop tells them (voice)
         ids = await self.routing.redis.zrange(self.routing.keys.waiting(queue_id), 0, 499)
         for pos, raw in enumerate(ids):
             contact_id = raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contactd.errors import ContactdError, ErrorCode
 
-SessionState = Literal["queued", "offered", "active", "ended"]
+SessionState = Literal["bot", "queued", "offered", "active", "ended"]  # bot: the bot answers
 SenderType = Literal["customer", "agent", "bot", "system"]
 MessageKind = Literal["text", "image", "file", "order_card", "event"]
 EndReason = Literal[

@@ -21,6 +21,18 @@ from contactd.sessions.service import SessionService
 log = logging.getLogger(__name__)
 
 NameLookup = Callable[[str], Awaitable[str]]
+# the routing events that change a session (the match below)
+_MOVES_SESSIONS = (
+    ev.OfferCreated,
+    ev.OfferAccepted,
+    ev.OfferDeclined,
+    ev.OfferExpired,
+    ev.OfferRevoked,
+    ev.ContactRequeued,
+    ev.ContactEnded,
+    ev.ContactAbandoned,
+    ev.ContactOverflowed,
+)
 _END_REASONS = {"resolved", "customer_left", "timeout", "agent_ended", "transferred"}
 
 
@@ -46,6 +58,8 @@ class SessionRecorder:
         contact_id = getattr(event, "contact_id", None)
         if contact_id is None or not contact_id.startswith("S"):
             return  # not a chat/voice session (e.g. a contact created over REST)
+        if not isinstance(event, _MOVES_SESSIONS):
+            return  # e.g. contact.enqueued: nothing to record, so no session read
         sid = await self._current(contact_id)
         if sid is None:
             return

@@ -90,5 +90,6 @@ async def build_screen_pop(
         "entry_point": session.entry_point,
         "order_no": session.order_no,
         "transfer_note": meta.get("transfer_note"),
+        "bot": meta.get("bot"),  # why the bot handed over, what it recorded (bot chats)
         "cases": {"tickets": [], "compensations": []},
     }

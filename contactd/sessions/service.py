@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
@@ -23,6 +23,7 @@ from contactd.sessions.models import (
     Sender,
     SessionDetail,
     SessionRecord,
+    SessionState,
     metrics_of,
 )
 from contactd.settings import Settings
@@ -31,6 +32,22 @@ from contactd.storage.keyspace import SiteKeys
 
 _NUMBER_TTL_S = 3 * 86400
 _RECENT_MAX = 5_000  # sessions whose last-seen record this process keeps (~4 KB each)
+_RATE_MEMO_MS = 1000
+
+
+class NewSession(TypedDict, total=False):
+    """What a new session is opened with (``SessionService.open`` / ``new_values``)."""
+
+    channel: Required[str]
+    entry_point: Required[str]
+    queue_id: Required[str]
+    visitor_id: Required[str | None]
+    customer_id: str | None
+    customer_name: str | None
+    customer_phone: str | None
+    order_no: str | None
+    meta: dict[str, Any] | None
+    state: SessionState
 
 
 class SessionService:
@@ -72,61 +89,63 @@ class SessionService:
         fails on it, read the session fresh (``get``) before refusing."""
         record = self._recent.get(session_id)
         return record if record is not None else await self.get(session_id)
+        self._rates: dict[str, tuple[int, float | None]] = {}  # queue → (measured at, per s)
 
     async def next_number(self) -> str:
         """``S20261123-000042``: unique across processes (a Redis counter per day), sortable,
         easy to read out on the phone."""
+        return (await self.next_numbers(1))[0]
+
+    async def next_numbers(self, n: int) -> list[str]:
+        """``n`` consecutive service numbers in one round trip (a batch of new sessions)."""
         day = datetime.fromtimestamp(self.clock.now_ms() / 1000, self._tz).strftime("%Y%m%d")
         key = self.keys.service_numbers(day)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
+            pipe.incrby(key, n)
             pipe.expire(key, _NUMBER_TTL_S)
-            n, _ = await pipe.execute()
-        return f"S{day}-{int(n):06d}"
+            last, _ = await pipe.execute()
+        return [f"S{day}-{i:06d}" for i in range(int(last) - n + 1, int(last) + 1)]
 
-    async def open(
-        self,
-        *,
-        channel: str,
-        entry_point: str,
-        queue_id: str,
-        visitor_id: str | None,
-        customer_id: str | None = None,
-        customer_name: str | None = None,
-        customer_phone: str | None = None,
-        order_no: str | None = None,
-        meta: dict[str, Any] | None = None,
-    ) -> SessionRecord:
-        sid = await self.next_number()
+    async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:
+        values = await self.new_values(**fields)
+        async with write_transaction(self.engine) as conn:
+            await repo.insert(conn, values)
+            record = await repo.get(conn, values["id"])
+        assert record is not None
+        return self._remember(record)
+
+    async def new_values(self, **fields: Unpack[NewSession]) -> dict[str, Any]:
+        """The row of a new session, with its service number (not yet stored)."""
+        return self.row(await self.next_number(), **fields)
+
+    def row(self, sid: str, **fields: Unpack[NewSession]) -> dict[str, Any]:
+        """The row of a new session numbered ``sid`` (``open`` stores one; the phone
+        channel numbers and stores many at once)."""
         now = self.clock.now_ms()
-        values: dict[str, Any] = {
+        state = fields.get("state", "queued")
+        return {
             "id": sid,
             "contact_id": sid,
-            "channel": channel,
-            "entry_point": entry_point,
-            "queue_id": queue_id,
-            "state": "queued",
-            "visitor_id": visitor_id,
-            "customer_id": customer_id,
-            "customer_name": customer_name,
-            "customer_phone": customer_phone,
-            "order_no": order_no,
+            "channel": fields["channel"],
+            "entry_point": fields["entry_point"],
+            "queue_id": fields["queue_id"],
+            "state": state,
+            "visitor_id": fields["visitor_id"],
+            "customer_id": fields.get("customer_id"),
+            "customer_name": fields.get("customer_name"),
+            "customer_phone": fields.get("customer_phone"),
+            "order_no": fields.get("order_no"),
             "agent_id": None,
             "agent_name": None,
             "agents": [],
             "created_at": now,
-            "queued_at": now,
+            "queued_at": now if state == "queued" else None,
             "last_seq": 0,
             "transfers": 0,
             "responses": 0,
             "response_total_ms": 0,
-            "meta": meta,
+            "meta": fields.get("meta"),
         }
-        async with write_transaction(self.engine) as conn:
-            await repo.insert(conn, values)
-            record = await repo.get(conn, sid)
-        assert record is not None
-        return self._remember(record)
 
     async def discard(self, session_id: str) -> None:
         """Remove a session that never entered a queue (refused at the cap)."""
@@ -243,7 +262,17 @@ class SessionService:
     async def queue_wait_estimate(self, queue_id: str, position: int) -> int | None:
         """Seconds, from the queue's measured rate of accepted offers over the last 15
         minutes; None while there is no history to measure."""
+        per_s = await self._dequeue_rate(queue_id)
+        return None if per_s is None else max(1, round((position + 1) / per_s))
+
+    async def _dequeue_rate(self, queue_id: str) -> float | None:
+        """Accepted offers per second; measured at most once a second per queue in this
+        process (every waiting customer's estimate and every call's announcement reads it;
+        this process's own dequeues refresh it at once)."""
         now = self.clock.now_ms()
+        memo = self._rates.get(queue_id)
+        if memo is not None and now - memo[0] < _RATE_MEMO_MS:
+            return memo[1]
         window = 15 * 60 * 1000
         key = self.keys.dequeues(queue_id)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -251,11 +280,12 @@ class SessionService:
             pipe.zcount(key, now - window, "+inf")
             pipe.zrange(key, 0, 0, withscores=True)
             _, count, oldest = await pipe.execute()
-        if not count:
-            return None
-        span = max(now - int(oldest[0][1]), 60_000) if oldest else window
-        per_s = int(count) / (span / 1000)
-        return max(1, round((position + 1) / per_s))
+        per_s: float | None = None
+        if count:
+            span = max(now - int(oldest[0][1]), 60_000) if oldest else window
+            per_s = int(count) / (span / 1000)
+        self._rates[queue_id] = (now, per_s)
+        return per_s
 
     async def record_dequeue(self, queue_id: str, contact_id: str) -> None:
         key = self.keys.dequeues(queue_id)
@@ -263,3 +293,4 @@ class SessionService:
             pipe.zadd(key, {contact_id: self.clock.now_ms()})
             pipe.expire(key, 3600)
             await pipe.execute()
+        self._rates.pop(queue_id, None)

@@ -116,3 +116,50 @@ class SiteKeys:
     def reply_alerts(self) -> str:
         """Active chats waiting on the agent (zset session → alert time ms)."""
         return self.base + "replyalert"
+
+    # --- bot ---------------------------------------------------------------------
+    def bot_state(self, session_id: str) -> str:
+        """A bot conversation: misses in a row, the open self-service step, the last
+        prompt (hash; expires with the conversation)."""
+        return f"{self.base}bot:s:{session_id}"
+
+    def bot_handoff(self, session_id: str) -> str:
+        """Set once when a bot chat is handed to a person (the hand-over happens once)."""
+        return f"{self.base}bot:h:{session_id}"
+
+    def bot_lock(self, session_id: str) -> str:
+        """A bot conversation's turn lease across processes (owner token, PX expiry)."""
+        return f"{self.base}bot:l:{session_id}"
+
+    def bot_phone_tries(self, order_no: str) -> str:
+        """Wrong phone checks for an order in the last hour, over all chats (counter)."""
+        return f"{self.base}bot:pv:{order_no}"
+
+    @property
+    def bot_idle(self) -> str:
+        """Bot chats by deadline (zset session → ms): no customer message by then, closed."""
+        return self.base + "bot:idle"
+
+    @property
+    def bot_faq_counts(self) -> str:
+        """FAQ usage counted since the last move to SQL (hash "<faq id>:<hits|helpful|
+        unhelpful>" → n); renamed to "<this>:flush:<token>" while one process moves it."""
+        return self.base + "bot:faqn"
+
+    @property
+    def bot_kb_version(self) -> str:
+        """Bumped on every knowledge-base change: every process rebuilds its index."""
+        return self.base + "bot:kbv"
+
+    # --- voice (IVR webhooks, contactd/channels/ivr) ----------------------------------
+    def ivr_call(self, call_id: str) -> str:
+        """One call's IVR state (JSON, expires a day after its last event)."""
+        return f"{self.base}ivr:call:{call_id}"
+
+    def ivr_event(self, event_id: str) -> str:
+        """An IVR event's answer (JSON), so a retried event has one effect and one answer."""
+        return f"{self.base}ivr:evt:{event_id}"
+
+    def ivr_nonce(self, signature: str) -> str:
+        """A signature already seen inside the tolerance window (replay guard)."""
+        return f"{self.base}ivr:sig:{signature}"

@@ -238,3 +238,80 @@ monitor_events = sa.Table(
     sa.Index(None, "at"),
     sa.Index(None, "agent_id", "at"),
 )
+
+
+# --- bot (contactd/channels/bot) ------------------------------------------------------
+# The knowledge base the bot answers from, and the self-service requests it records
+# (refund, change of delivery address) until an agent or the case module takes them up.
+
+bot_faqs = sa.Table(
+    "bot_faqs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("question", sa.String(300), nullable=False),
+    sa.Column("variants", Json, nullable=False),  # other ways people ask it
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("tags", Json, nullable=False),
+    sa.Column("lang", sa.String(8), nullable=False),
+    sa.Column("suggested", sa.Boolean, nullable=False),  # offered as a chip at the start
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("helpful", sa.Integer, nullable=False),
+    sa.Column("unhelpful", sa.Integer, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=True),
+)
+
+bot_requests = sa.Table(
+    "bot_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # R20261123-<random>
+    sa.Column("kind", sa.String(24), nullable=False),  # refund | address_change
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("service_sessions.id"), nullable=False),
+    sa.Column("order_no", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("details", Json, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),  # recorded | ticket_opened
+    sa.Column("ticket_id", sa.String(64), nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "order_no", "kind"),
+    sa.Index(None, "session_id"),
+)
+
+
+# --- voice (IVR calls, contactd/channels/ivr) -------------------------------------------
+
+ivr_calls = sa.Table(
+    "ivr_calls",
+    metadata,
+    sa.Column("call_id", sa.String(64), primary_key=True),  # the IVR platform's call id
+    sa.Column("caller", sa.String(32), nullable=False),
+    sa.Column("dialled", sa.String(32), nullable=False),
+    sa.Column("ivr_path", sa.String(64), nullable=True),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(32), nullable=True),  # set when it queued for an agent
+    sa.Column("outcome", sa.String(16), nullable=False),  # self_service|agent|abandoned|voicemail
+    sa.Column("menu_log", Json, nullable=False),  # [{menu, input, answer}] in order
+    sa.Column("started_at", Millis, nullable=False),
+    sa.Column("ended_at", Millis, nullable=False),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "caller", "started_at"),
+)
+
+ivr_callbacks = sa.Table(
+    "ivr_callbacks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(64), nullable=False, unique=True),  # one per call
+    sa.Column("caller", sa.String(32), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(32), nullable=True),
+    sa.Column("reason", sa.String(32), nullable=False),  # menu|queue_full|overflow
+    sa.Column("recording_url", sa.String(500), nullable=True),
+    sa.Column("recording_s", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),  # open|done
+    sa.Column("ticket_id", sa.String(64), nullable=True),  # once the case module took it
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "state", "created_at"),
+)

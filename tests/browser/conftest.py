@@ -121,13 +121,23 @@ def seeded_data_dir(redis_url: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture
+def server_env() -> dict[str, str]:
+    """Extra CONTACTD_* settings for the server; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
 def server(
-    redis_url: str, seeded_data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+    redis_url: str,
+    seeded_data_dir: Path,
+    tmp_path: Path,
+    server_env: dict[str, str],
+    request: pytest.FixtureRequest,
 ) -> Iterator[Server]:
     site = "b" + secrets.token_hex(6)
     port = free_port()
     secret = secrets.token_hex(16)
-    env = _server_env(tmp_path, redis_url, site, port, secret)
+    env = {**_server_env(tmp_path, redis_url, site, port, secret), **server_env}
     # a test's own settings: @pytest.mark.server_env(CONTACTD_X="...")
     for mark in request.node.iter_markers("server_env"):
         env.update(mark.kwargs)

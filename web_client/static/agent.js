@@ -1,6 +1,8 @@
 // contactd agent workspace. Speaks the /agent namespace of docs/protocol.md with the
 // official socket.io-client (window.io, loaded by the page) and the REST API for sign-in.
 // No framework: the page's markup is in pages/agent.html, this module fills it in.
+// Calls (the phone channel) are in voice.js, which this module drives through a few hooks.
+import { VOICE_LABELS, createVoice } from "./voice.js";
 
 // ------------------------------------------------------------------- labels --
 const LABELS = {
@@ -77,6 +79,14 @@ const LABELS = {
     noOrders: "暂无订单",
     question: "咨询问题",
     transcript: "接入前对话",
+    botHandoff: "机器人转人工",
+    botReason_asked: "客户要求转人工",
+    botReason_misses: "机器人连续两次没答上",
+    botReason_negative_feedback: "客户对机器人回答不满意",
+    botReason_no_answer: "知识库没有答案",
+    botReason_bot_unavailable: "外部机器人无响应",
+    botReason_verification: "订单验证多次失败",
+    botRequests: "已登记的自助申请",
     previous: "历史会话",
     noPrevious: "首次咨询",
     cases: "工单 / 赔付",
@@ -183,6 +193,14 @@ const LABELS = {
     noOrders: "No orders",
     question: "Question",
     transcript: "Before the agent joined",
+    botHandoff: "Handed over by the bot",
+    botReason_asked: "The customer asked for a person",
+    botReason_misses: "The bot missed twice in a row",
+    botReason_negative_feedback: "The customer was unhappy with an answer",
+    botReason_no_answer: "No answer in the knowledge base",
+    botReason_bot_unavailable: "The external bot did not answer",
+    botReason_verification: "Failed the order check too often",
+    botRequests: "Self-service requests recorded",
     previous: "Previous sessions",
     noPrevious: "First contact",
     cases: "Tickets / compensation",
@@ -219,6 +237,8 @@ const LABELS = {
 };
 
 const LANG = String(navigator.language || "zh").toLowerCase().startsWith("en") ? "en" : "zh";
+Object.assign(LABELS.zh, VOICE_LABELS.zh);
+Object.assign(LABELS.en, VOICE_LABELS.en);
 const L = LABELS[LANG];
 const ACK_TIMEOUT_MS = 10000;
 const AUTH_KEY = "contactd.agent.auth";
@@ -622,6 +642,7 @@ function onOffer(p) {
       setTimeout(() => dropOffer(p.offer_id), 1500);
     }
   };
+  voice.decorateOffer(el, session, pop);
   const entry = { el, timer: setInterval(tick, 250), pop, session };
   app.offers.set(p.offer_id, entry);
   tick();
@@ -724,6 +745,7 @@ function renderTab(conv) {
   const state = convState(conv);
   const last = conv.peerTyping ? t("typingIn") : conv.lastText;
   conv.tab.dataset.state = state;
+  voice.renderTab(conv);
   conv.tab.classList.toggle("on", app.current === conv.sid);
   conv.tab.replaceChildren(
     h("div", { class: "avatar", style: `background:${avatarColor(conv.sid)}` }, initial(name), h("i", { class: "state-dot" })),
@@ -798,6 +820,7 @@ function renderConvChrome() {
   endedBanner.hidden = s.state !== "ended" || conv.wrapping;
   if (!endedBanner.hidden) $("#ended-text").textContent = t(`end_${s.end_reason || "resolved"}`);
   renderPeerTyping(conv);
+  voice.render(conv);
 }
 
 function scrollDown() {
@@ -889,6 +912,7 @@ function addMessage(conv, m, live) {
   while (conv.shown.has(conv.lastSeq + 1)) conv.lastSeq++;
   if (live && m.seq > conv.lastSeq + 1) syncConv(conv);
   if (m.sender && m.sender.type === "customer") setPeerTyping(conv, false);
+  if (voice.onMessage(conv, m) && app.current === conv.sid) renderConvChrome();
   if (m.kind !== "event") {
     conv.lastText = m.text || (m.attachment ? `[${m.attachment.name || t("file")}]` : m.order ? `[${t("order")} ${m.order.order_no}]` : "");
     conv.lastAt = m.created_at || Date.now();
@@ -1260,6 +1284,19 @@ function renderScreenPop(pop, session, compact, conv) {
   if (pop.transfer_note) {
     frag.append(h("div", { class: "sp-section" }, h("h4", null, t("transferNote")), h("div", { class: "sp-question", "data-testid": "pop-transfer-note" }, pop.transfer_note)));
   }
+  if (pop.bot && pop.bot.handoff_reason) {
+    // --- bot: why the bot handed over and what it already recorded
+    const reqs = pop.bot.requests || [];
+    frag.append(
+      h(
+        "div",
+        { class: "sp-section" },
+        h("h4", null, t("botHandoff")),
+        h("div", { class: "sp-question", "data-testid": "pop-bot-reason" }, t(`botReason_${pop.bot.handoff_reason}`)),
+        reqs.length ? h("div", { class: "muted", "data-testid": "pop-bot-requests" }, `${t("botRequests")}: ${reqs.join(", ")}`) : null,
+      ),
+    );
+  }
   // what the customer asked before an agent was there: pre-chat question and bot transcript
   const transcript = pop.transcript || [];
   const question = pop.question || (session && session.question);
@@ -1275,7 +1312,7 @@ function renderScreenPop(pop, session, compact, conv) {
         h(
           "div",
           { class: "sp-transcript", "data-testid": "pop-transcript" },
-          transcript.slice(-8).map((m) => h("p", null, h("b", null, `${senderLabel(m)}: `), m.text || (m.order ? `[${t("order")} ${m.order.order_no}]` : `[${t("file")}]`))),
+          transcript.slice(-20).map((m) => h("p", null, h("b", null, `${senderLabel(m)}: `), m.text || (m.order ? `[${t("order")} ${m.order.order_no}]` : `[${t("file")}]`))),
         ),
       ),
     );
@@ -1397,8 +1434,11 @@ function wire() {
   for (const b of document.querySelectorAll("dialog [data-close]")) b.addEventListener("click", () => b.closest("dialog").close());
 }
 
+const voice = createVoice({ h, t, $, onEnd: () => openEnd() });
+
 function boot() {
   applyLabels();
+  voice.install();
   wire();
   try {
     app.auth = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");

@@ -73,6 +73,7 @@
       agent: "客服",
       you: "我",
       bot: "智能助手",
+      botActive: "智能助手为您服务",
       end: "结束",
       endConfirm: "确认结束？",
       minimize: "收起",
@@ -140,6 +141,7 @@
       agent: "Agent",
       you: "You",
       bot: "Assistant",
+      botActive: "Our assistant is helping you",
       end: "End",
       endConfirm: "End chat?",
       minimize: "Minimize",
@@ -522,6 +524,23 @@
     });
   };
 
+  /** The bot's chips, feedback and "talk to a person" button live in bot.js. */
+  Widget.prototype.attachBot = function (socket) {
+    var self = this;
+    var ready = function () {
+      if (window.ContactdBot && !self.bot) {
+        self.bot = window.ContactdBot.attach(self, socket, { h: h, fmt: fmt });
+        self.render();
+      }
+    };
+    if (window.ContactdBot) return ready();
+    var s = document.createElement("script");
+    s.src = this.cfg.base + "/static/bot.js";
+    s.async = true;
+    s.onload = ready;
+    document.head.appendChild(s);
+  };
+
   Widget.prototype.authPayload = function () {
     var auth = {};
     if (this.cfg.identity) auth.identity = this.cfg.identity;
@@ -550,6 +569,7 @@
         socket.on("message", function (p) { if (p && p.message) self.addMessage(p.message, true); });
         socket.on("typing", function (p) { self.onPeerTyping(p); });
         socket.on("notice", function (p) { self.onNotice(p); });
+        self.attachBot(socket);
       },
       function (err) {
         self.connecting = false;
@@ -683,6 +703,7 @@
     if (this.cfg.orderNo) payload.order_no = this.cfg.orderNo;
     var q = this.question.value.trim();
     if (q) payload.question = q;
+    payload.lang = this.cfg.lang;
     this.startBtn.disabled = true;
     this.startBtn.textContent = this.t.starting;
     this.emit("chat.start", payload, function (res) {
@@ -756,7 +777,7 @@
     var t = this.t;
     var s = this.session;
     var state = s ? s.state : null;
-    var open = state === "queued" || state === "offered" || state === "active";
+    var open = state === "bot" || state === "queued" || state === "offered" || state === "active";
     this.startView.hidden = !!s;
     this.list.hidden = !s;
     this.composer.hidden = !open;
@@ -769,11 +790,13 @@
     }
     var socketUp = this.socket && this.socket.connected;
     if (!socketUp && !this.everConnected) this.setStatus(t.connecting);
+    else if (state === "bot") this.setStatus(t.botActive);
     else if (state === "queued") this.setStatus(t.queued);
     else if (state === "offered") this.setStatus(t.offered);
     else if (state === "active") this.setStatus(fmt(t.active, { name: (s.agent && s.agent.name) || t.agent }));
     else if (state === "ended") this.setStatus(t.ended);
     else this.setStatus("");
+    if (this.bot) this.bot.render(state);
   };
 
   // -------------------------------------------------------------- messages --
@@ -893,7 +916,7 @@
   // ----------------------------------------------------------- sending out --
   Widget.prototype.canSend = function () {
     var s = this.session;
-    return s && (s.state === "queued" || s.state === "offered" || s.state === "active");
+    return s && (s.state === "bot" || s.state === "queued" || s.state === "offered" || s.state === "active");
   };
 
   Widget.prototype.sendText = function () {

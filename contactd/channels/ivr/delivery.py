@@ -1,0 +1,56 @@
+"""Exactly one effect per IVR event: the event is claimed in Redis (with the replay guard
+in the same step), run once, and its answer stored; a retry — on any process — gets the
+stored answer. Shared by the generic JSON webhook and the Twilio adapter."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from contactd.channels.ivr.models import Instruction, IvrEvent
+from contactd.channels.ivr.service import IvrService
+from contactd.channels.ivr.store import IvrStore, StoredAnswer
+from contactd.errors import ContactdError
+from contactd.metrics import Metrics
+
+Render = Callable[[IvrEvent, Instruction], StoredAnswer]
+RenderError = Callable[[ContactdError], StoredAnswer]
+
+
+class Deliveries:
+    def __init__(self, service: IvrService, store: IvrStore, metrics: Metrics) -> None:
+        self.service = service
+        self.store = store
+        self.metrics = metrics
+
+    async def deliver(
+        self,
+        event: IvrEvent,
+        render: Render,
+        render_error: RenderError,
+        *,
+        nonce: str | None = None,
+        nonce_ttl_s: int = 0,
+    ) -> tuple[StoredAnswer, bool]:
+        """The answer to ``event`` and whether it is a repeat of an earlier answer."""
+        digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+        claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s)
+        if claim.answer is not None:
+            self.metrics.ivr_events.labels(event.type, "repeat").inc()
+            return claim.answer, True
+        assert claim.owner is not None
+        with self.store.deferring() as states:
+            try:
+                instruction = await self.service.handle(event)
+                answer = render(event, instruction)
+                result: str = instruction.action
+            except ContactdError as exc:  # a refusal is an answer too: a retry gets the same
+                answer = render_error(exc)
+                result = exc.code.value
+            except BaseException:
+                await self.store.write(states.values())  # what already happened stays known
+                await self.store.release(event.id, claim.owner)
+                raise
+        await self.store.finish(event.id, digest, answer, states.values())
+        self.metrics.ivr_events.labels(event.type, result).inc()
+        return answer, False

@@ -1,0 +1,150 @@
+"""IVR state in Redis: each call's state, each event's answer (idempotency across
+processes) and the signatures seen inside the tolerance window (replays)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from contactd.channels.ivr.models import CallState
+from contactd.errors import ContactdError, ErrorCode
+from contactd.storage.keyspace import SiteKeys
+
+# the call states saved while an event runs, written with its answer
+_DEFERRED: ContextVar[dict[str, CallState] | None] = ContextVar("ivr_deferred", default=None)
+_PENDING_TTL_S = 30  # a worker that dies mid-event loses its claim after this
+_WAIT_FOR_TWIN_S = 5.0
+
+
+def _lua(name: str) -> str:
+    return (resources.files("contactd.channels.ivr") / f"{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status: int
+    content_type: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Either ``owner`` (run the event, then :meth:`IvrStore.finish`) or ``answer`` (the
+    event ran before: send this again)."""
+
+    owner: str | None = None
+    answer: StoredAnswer | None = None
+
+
+class IvrStore:
+    def __init__(self, redis: Redis, keys: SiteKeys, event_ttl_s: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.event_ttl_s = event_ttl_s
+        self._claim = redis.register_script(_lua("claim"))
+        self._release = redis.register_script(_lua("release"))
+
+    async def claim(self, event_id: str, digest: str, nonce: str | None, nonce_ttl_s: int) -> Claim:
+        """Take an event for running, or get its earlier answer. ``digest`` identifies the
+        event's content: the same id with other content is refused (event_conflict)."""
+        owner = secrets.token_hex(8)
+        pending = json.dumps({"owner": owner, "digest": digest})
+        key = self.keys.ivr_event(event_id)
+        nonce_key = self.keys.ivr_nonce(nonce or "-")
+        deadline = asyncio.get_running_loop().time() + _WAIT_FOR_TWIN_S
+        while True:
+            raw = await self._claim(
+                keys=[nonce_key, key],
+                args=[nonce_ttl_s if nonce else 0, pending, _PENDING_TTL_S],
+            )
+            kind = raw[0].decode() if isinstance(raw[0], bytes) else raw[0]
+            if kind == "replay":
+                raise ContactdError(ErrorCode.replayed, "this signed request was already received")
+            if kind == "mine":
+                return Claim(owner=owner)
+            record = json.loads(raw[1])
+            if record["digest"] != digest:
+                raise ContactdError(
+                    ErrorCode.event_conflict, f"event id {event_id} was used for another event"
+                )
+            if "status" in record:
+                return Claim(
+                    answer=StoredAnswer(record["status"], record["content_type"], record["body"])
+                )
+            # the same event is running elsewhere right now: wait for its answer
+            if asyncio.get_running_loop().time() > deadline:
+                raise ContactdError(
+                    ErrorCode.event_conflict, f"event {event_id} is still being handled; retry"
+                )
+            nonce = None  # our own nonce is recorded already
+            await asyncio.sleep(0.02)
+
+    @contextmanager
+    def deferring(self) -> Iterator[dict[str, CallState]]:
+        """Within: ``save`` keeps the calls' states to be written with the event's answer
+        (``finish``, one round trip) or by ``write``."""
+        token = _DEFERRED.set({})
+        try:
+            pending = _DEFERRED.get()
+            assert pending is not None
+            yield pending
+        finally:
+            _DEFERRED.reset(token)
+
+    async def finish(
+        self, event_id: str, digest: str, answer: StoredAnswer, states: Iterable[CallState] = ()
+    ) -> None:
+        """Store the event's answer and the calls' states it changed, together."""
+        record = {
+            "digest": digest,
+            "status": answer.status,
+            "content_type": answer.content_type,
+            "body": answer.body,
+        }
+        # the states go first: an answer that is stored had its states stored
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.set(
+                    self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s
+                )
+            pipe.set(self.keys.ivr_event(event_id), json.dumps(record), ex=self.event_ttl_s)
+            await pipe.execute()
+
+    async def write(self, states: Iterable[CallState]) -> None:
+        # the states go first: an answer that is stored had its states stored
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.set(
+                    self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s
+                )
+            await pipe.execute()
+
+    async def release(self, event_id: str, owner: str) -> None:
+        await self._release(keys=[self.keys.ivr_event(event_id)], args=[owner])
+
+    # calls --------------------------------------------------------------------
+    async def call(self, call_id: str) -> CallState | None:
+        raw = await self.redis.get(self.keys.ivr_call(call_id))
+        return None if raw is None else CallState.model_validate_json(raw)
+
+    async def save(self, state: CallState) -> None:
+        pending = _DEFERRED.get()
+        if pending is not None:  # written with the event's answer (see deferring)
+            pending[state.call_id] = state.model_copy(deep=True)
+            return
+        await self.write([state])
+
+    async def create(self, state: CallState) -> Literal["created", "exists"]:
+        created = await self.redis.set(
+            self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s, nx=True
+        )
+        return "created" if created else "exists"

@@ -1,0 +1,407 @@
+"""IVR webhook benchmark: signed ``call.incoming`` webhooks, each one routing a call into
+a voice queue, against a bare aiohttp handler that only parses the JSON.
+
+What one "routed webhook" is here: an IVR platform posts ``call.incoming`` (HMAC-SHA256
+signed, a fresh event id and call id) to ``/ivr/v1/events``; contactd checks the
+signature and the timestamp, records the signature (replay guard) and claims the event id
+(idempotency) in one Redis script, looks the caller up in the directory, opens a service
+session (SQL), enqueues the call in the routing engine (Lua) and answers with the
+``enqueue`` instruction (queue, position, estimated wait). The dialled number is mapped
+straight to a voice queue, so no menu is involved and nobody answers: the queue grows.
+
+The bare baseline is an aiohttp server in its own process whose one handler parses the
+JSON body and answers a small JSON object: no signature check, no Redis, no SQL.
+
+Both servers get the same requests (signed the same way) from the same load generator:
+``--workers`` client processes (aiohttp, keep-alive connections), each signing its
+requests as it sends them.
+
+1. **webhooks/s**: closed loop, ``--inflight`` requests in flight per worker, ``--count``
+   requests in all (after a warm-up); requests ÷ wall time of the slowest worker.
+2. **latency**: open loop at ``--latency-load`` (0.5) of contactd's measured rate, for
+   ``--latency-s`` seconds, spread over the workers; p50/p99 from the moment a request
+   is due to its response. The bare handler is timed at the same absolute rate.
+
+contactd runs as ``python -m contactd serve`` in a subprocess with a temporary data
+directory (SQLite), a fresh site, a private redis-server on a free port and log level
+WARNING. Every answer is checked (HTTP 200 and ``enqueue``); errors are counted and
+reported. The machine's CPU use by others during the run is reported too (a shared
+machine makes every figure worse).
+
+Usage::
+
+    python scripts/bench_ivr.py            # 20,000 webhooks + 20 s of latency, a table
+    python scripts/bench_ivr.py --quick    # 3,000 webhooks + 5 s: under 45 s
+    python scripts/bench_ivr.py --json     # one JSON object on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _bench_common import (
+    CpuWatch,
+    RedisServer,
+    format_table,
+    free_port,
+    latency_summary_ms,
+    machine_info,
+    paced,
+    print_json,
+    progress_line,
+    unique_site,
+)
+
+from contactd.channels.ivr.signing import signed_headers
+
+DIALLED = "4000000000"
+PATH = "/ivr/v1/events"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def bare_server(port: int) -> None:
+    """The baseline: parse the JSON, answer a small JSON object."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        event = await request.json()
+        return web.json_response(
+            {
+                "event_id": event["id"],
+                "call_id": event["call_id"],
+                "instruction": {"action": "hangup"},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post(PATH, handle)
+    app.router.add_get("/readyz", lambda _: web.Response(text="ok"))
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def redis_pid(redis: RedisServer) -> int:
+    assert redis.proc is not None
+    return redis.proc.pid
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} was not ready in {timeout_s} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def contactd_env(tmp: str, redis_url: str, site: str, port: int, secret: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTD_")}
+    config = Path(tmp) / "contactd.toml"
+    config.write_text(
+        "[[queues]]\n"
+        'id = "bench"\nname = "Bench"\nchannel = "voice"\nmax_waiting = 1000000\n\n'
+        "[ivr]\n"
+        f'secrets = ["{secret}"]\nnumbers = {{ "{DIALLED}" = "bench" }}\n',
+        "utf-8",
+    )
+    env.update(
+        CONTACTD_CONFIG=str(config),
+        CONTACTD_DATA_DIR=str(Path(tmp) / "data"),
+        CONTACTD_REDIS_URL=redis_url,
+        CONTACTD_SITE=site,
+        CONTACTD_PORT=str(port),
+        CONTACTD_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+# --------------------------------------------------------------------------- load
+
+
+async def _post(http: Any, url: str, secret: str, prefix: str, n: int, check: bool) -> bool:
+    event = {
+        "id": f"{prefix}-{n}",
+        "type": "call.incoming",
+        "call_id": f"{prefix}-{n}",
+        "caller": f"139{n % 100_000_000:08d}",
+        "dialled": DIALLED,
+    }
+    raw = json.dumps(event).encode()
+    async with http.post(url, data=raw, headers=signed_headers(secret, int(time.time()), raw)) as r:
+        body = await r.read()
+        if r.status != 200:
+            return False
+        return not check or b'"enqueue"' in body
+
+
+async def _phase(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One worker's share of one phase: "closed" (saturation) or "paced" (latency)."""
+    import aiohttp
+
+    url = cfg["url"] + PATH
+    prefix = cfg["prefix"]
+    errors = 0
+    counter = iter(range(10**9))
+    connector = aiohttp.TCPConnector(limit=cfg["inflight"])
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one() -> None:
+            nonlocal errors
+            try:
+                if not await _post(http, url, cfg["secret"], prefix, next(counter), cfg["check"]):
+                    errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+
+        async def closed(count: int) -> float:
+            todo = iter(range(count))
+
+            async def loop() -> None:
+                for _ in todo:
+                    await one()
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(loop() for _ in range(cfg["inflight"])))
+            return time.perf_counter() - t0
+
+        await closed(cfg["warmup"])
+        errors = 0
+        samples: list[int] = []
+        if cfg["mode"] == "closed":
+            wall = await closed(cfg["count"])
+        else:
+            t0 = time.perf_counter()
+            await paced(one, cfg["count"], cfg["rate"], samples, cfg["inflight"])
+            wall = time.perf_counter() - t0
+        return {"wall_s": wall, "count": cfg["count"], "errors": errors, "samples": samples}
+
+
+def run_phase(cfg: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_phase(cfg))
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    pool: Any,
+    name: str,
+    url: str,
+    pid: int,
+    args: argparse.Namespace,
+    check: bool,
+    rate: float | None,
+) -> dict[str, Any]:
+    """Saturation (closed loop), then latency at ``rate`` (None: ``--latency-load`` of the
+    measured rate). Returns webhooks/s, the latency summary and errors."""
+    w = args.workers
+    run = secrets.token_hex(3)
+    base = {"url": url, "secret": args.secret, "inflight": args.inflight, "check": check}
+    cpu0 = cpu_s(pid)
+    sat = pool.map(
+        run_phase,
+        [
+            {
+                **base,
+                "mode": "closed",
+                "prefix": f"s{run}{i}",
+                "warmup": 100,
+                "count": args.count // w,
+            }
+            for i in range(w)
+        ],
+    )
+    server_cpu_ms = (cpu_s(pid) - cpu0) * 1000 / (args.count // w * w + 100 * w)
+    per_s = sum(r["count"] for r in sat) / max(r["wall_s"] for r in sat)
+    errors = sum(r["errors"] for r in sat)
+    progress_line(
+        f"{name}: {per_s:,.0f} webhooks/s at saturation, {server_cpu_ms:.2f} ms of server CPU "
+        f"each ({errors} errors)"
+    )
+    target = rate if rate is not None else per_s * args.latency_load
+    n = max(1, int(target * args.latency_s / w))
+    lat = pool.map(
+        run_phase,
+        [
+            {
+                **base,
+                "mode": "paced",
+                "prefix": f"l{run}{i}",
+                "warmup": 20,
+                "count": n,
+                "rate": target / w,
+                "inflight": 256,
+            }
+            for i in range(w)
+        ],
+    )
+    samples = [s for r in lat for s in r["samples"]]
+    summary = latency_summary_ms(samples)
+    lat_errors = sum(r["errors"] for r in lat)
+    progress_line(
+        f"{name}: at {target:,.0f}/s p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms"
+        f" ({lat_errors} errors)"
+    )
+    return {
+        "per_s": round(per_s, 1),
+        "server_cpu_ms_per_webhook": round(server_cpu_ms, 3),
+        "errors": errors + lat_errors,
+        "latency_rate_per_s": round(target, 1),
+        "latency": summary,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small run, under 45 s")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--count", type=int, default=None, help="webhooks in the saturation phase")
+    ap.add_argument("--inflight", type=int, default=32, help="requests in flight per worker")
+    ap.add_argument("--workers", type=int, default=2, help="client processes")
+    ap.add_argument("--latency-load", type=float, default=0.5)
+    ap.add_argument("--latency-s", type=float, default=None)
+    ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare_server is not None:
+        bare_server(args.bare_server)
+        return
+    args.count = args.count or (3000 if args.quick else 20000)
+    args.latency_s = args.latency_s or (5.0 if args.quick else 20.0)
+
+    t_start = time.perf_counter()
+    with RedisServer() as redis, tempfile.TemporaryDirectory(prefix="contactd-bench-ivr-") as tmp:
+        site = unique_site("ivr")
+        port = free_port()
+        args.secret = "bench-ivr-" + secrets.token_hex(8)
+        env = contactd_env(tmp, redis.url, site, port, args.secret)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "contactd", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        bare_port = free_port()
+        bare = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(bare_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            bare_url = f"http://127.0.0.1:{bare_port}"
+            wait_ready(url, server)
+            wait_ready(bare_url, bare)
+            progress_line(f"contactd serving on {url} (site {site}); bare handler on {bare_url}")
+            watch = CpuWatch()
+            watch.start()
+            own0 = cpu_s(server.pid) + cpu_s(bare.pid) + cpu_s(redis_pid(redis))
+            with mp.get_context("spawn").Pool(args.workers) as pool:
+                ivr = measure(pool, "contactd", url, server.pid, args, True, None)
+                rate = ivr["latency_rate_per_s"]
+                base = measure(pool, "bare", bare_url, bare.pid, args, False, rate)
+            own = cpu_s(server.pid) + cpu_s(bare.pid) + cpu_s(redis_pid(redis)) - own0
+            cpu = watch.stop(own)  # "other" = neither this run's servers nor its Redis
+        finally:
+            stop(server)
+            stop(bare)
+    ratio = ivr["per_s"] / base["per_s"] if base["per_s"] else 0.0
+    result = {
+        "benchmark": "ivr",
+        "ivr_per_s": ivr["per_s"],
+        "bare_per_s": base["per_s"],
+        "ratio": round(ratio, 3),
+        "server_cpu_ms_per_webhook": ivr["server_cpu_ms_per_webhook"],
+        "bare_cpu_ms_per_webhook": base["server_cpu_ms_per_webhook"],
+        "p50_ms": ivr["latency"]["p50_ms"],
+        "p99_ms": ivr["latency"]["p99_ms"],
+        "latency_rate_per_s": ivr["latency_rate_per_s"],
+        "ivr": ivr,
+        "bare": base,
+        "errors": ivr["errors"],
+        "settings": {
+            "count": args.count,
+            "inflight_per_worker": args.inflight,
+            "workers": args.workers,
+            "latency_load": args.latency_load,
+            "latency_s": args.latency_s,
+            "database": "sqlite",
+        },
+        "machine": machine_info(),
+        "cpu_during_run": cpu,
+        "elapsed_s": round(time.perf_counter() - t_start, 1),
+    }
+    if args.json:
+        print_json(result)
+        return
+    print(
+        format_table(
+            ["server", "webhooks/s", "CPU ms each", "latency at", "p50 ms", "p99 ms", "errors"],
+            [
+                [
+                    "contactd",
+                    f"{ivr['per_s']:,.0f}",
+                    ivr["server_cpu_ms_per_webhook"],
+                    f"{ivr['latency_rate_per_s']:,.0f}/s",
+                    ivr["latency"]["p50_ms"],
+                    ivr["latency"]["p99_ms"],
+                    ivr["errors"],
+                ],
+                [
+                    "bare aiohttp",
+                    f"{base['per_s']:,.0f}",
+                    base["server_cpu_ms_per_webhook"],
+                    f"{base['latency_rate_per_s']:,.0f}/s",
+                    base["latency"]["p50_ms"],
+                    base["latency"]["p99_ms"],
+                    base["errors"],
+                ],
+            ],
+        )
+    )
+    print(
+        f"\nratio contactd / bare: {ratio:.2f}   (other processes used "
+        f"{cpu['other_cpu_share']:.0%} of the machine during the run)"
+    )
+
+
+if __name__ == "__main__":
+    main()
