@@ -72,6 +72,7 @@ class SessionService:
         # the last record this process saw of each session it served lately: read, changed
         # or stored a message for (possibly stale: see ``recent``)
         self._recent: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._rates: dict[str, tuple[int, float | None]] = {}  # queue → (measured at, per s)
 
     def _remember(self, record: SessionRecord) -> SessionRecord:
         self._recent[record.id] = record
@@ -89,7 +90,6 @@ class SessionService:
         fails on it, read the session fresh (``get``) before refusing."""
         record = self._recent.get(session_id)
         return record if record is not None else await self.get(session_id)
-        self._rates: dict[str, tuple[int, float | None]] = {}  # queue → (measured at, per s)
 
     async def next_number(self) -> str:
         """``S20261123-000042``: unique across processes (a Redis counter per day), sortable,
