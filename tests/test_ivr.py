@@ -132,7 +132,17 @@ async def test_unknown_caller_reads_an_order_by_number(make_voice: MakeVoice) ->
     ask = (await ivr.menu("CA3", "main", digits="2")).instruction
     assert ask["action"] == "gather" and ask["menu"] == "order_no"
     assert ask["num_digits"] is None and ask["finish_on_key"] == "#"
-    found = (await ivr.menu("CA3", "order_no", digits="2026112300000001#")).instruction
+    # a number on no account must prove the order is theirs: its phone's last four digits
+    proof = (await ivr.menu("CA3", "order_no", digits="2026112300000001#")).instruction
+    assert proof["menu"] == "order_phone" and "后四位" in proof["prompt"]
+    assert proof["num_digits"] == 4 and "顺丰速运" not in proof["prompt"]
+    wrong = (await ivr.menu("CA3", "order_phone", digits="9999")).instruction
+    assert (
+        wrong["menu"] == "main" and "不符" in wrong["prompt"] and "顺丰速运" not in wrong["prompt"]
+    )
+    await ivr.menu("CA3", "main", digits="2")
+    await ivr.menu("CA3", "order_no", digits="2026112300000001#")
+    found = (await ivr.menu("CA3", "order_phone", digits=ZHANG_SAN[-4:])).instruction
     assert found["menu"] == "main" and "顺丰速运" in found["prompt"]
     await ivr.menu("CA3", "main", digits="1")
     missing = (await ivr.menu("CA3", "order_no", digits="999#")).instruction
@@ -141,7 +151,18 @@ async def test_unknown_caller_reads_an_order_by_number(make_voice: MakeVoice) ->
     assert (await ivr.ended("CA3")).instruction["action"] == "hangup"
     [call] = await _calls(voice)
     assert call["outcome"] == "self_service" and call["session_id"] is None
-    assert [s["menu"] for s in call["menu_log"]] == ["main", "order_no", "main", "order_no"]
+    assert [s["menu"] for s in call["menu_log"]] == [
+        "main",
+        "order_no",
+        "order_phone",
+        "main",
+        "order_no",
+        "order_phone",
+        "main",
+        "order_no",
+    ]
+    # the digits are a secret: never kept in the call's log
+    assert ZHANG_SAN[-4:] not in str(call["menu_log"]) and "9999" not in str(call["menu_log"])
     # the supervisors' figure: how many calls the IVR served alone
     await ivr.incoming("CA3b", ZHANG_SAN, HOTLINE)
     await ivr.menu("CA3b", "main", digits="0")
@@ -154,6 +175,28 @@ async def test_unknown_caller_reads_an_order_by_number(make_voice: MakeVoice) ->
     assert empty["calls"] == 0 and empty["self_service_rate"] is None
     assert (await voice.rest("/api/v1/ivr/summary?since=yesterday", "super1"))[0] == 422
     assert (await voice.rest("/api/v1/ivr/summary", "agent1"))[0] == 403
+
+
+async def test_guessing_an_orders_phone_digits_locks_it_for_calls_and_chats(
+    make_voice: MakeVoice,
+) -> None:
+    voice = await make_voice()
+    ivr = voice.ivr
+    for i in range(5):
+        call = f"CG{i}"
+        await ivr.incoming(call, STRANGER, HOTLINE)
+        await ivr.menu(call, "main", digits="1")
+        await ivr.menu(call, "order_no", digits="2026112300000001#")
+        out = (await ivr.menu(call, "order_phone", digits=f"000{i}")).instruction
+        assert "不符" in out["prompt"]
+    # five wrong tries in the hour: even the right digits no longer read the order out
+    await ivr.incoming("CG9", STRANGER, HOTLINE)
+    await ivr.menu("CG9", "main", digits="1")
+    locked = (await ivr.menu("CG9", "order_no", digits="2026112300000001#")).instruction
+    assert locked["menu"] == "main" and "次数过多" in locked["prompt"]
+    assert "顺丰速运" not in locked["prompt"]
+    # and 0 still reaches a person
+    assert (await ivr.menu("CG9", "main", digits="0")).instruction["action"] == "enqueue"
 
 
 async def test_zero_always_reaches_an_agent_and_misses_hand_over(make_voice: MakeVoice) -> None:

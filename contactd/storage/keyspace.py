@@ -131,9 +131,10 @@ class SiteKeys:
         """A bot conversation's turn lease across processes (owner token, PX expiry)."""
         return f"{self.base}bot:l:{session_id}"
 
-    def bot_phone_tries(self, order_no: str) -> str:
-        """Wrong phone checks for an order in the last hour, over all chats (counter)."""
-        return f"{self.base}bot:pv:{order_no}"
+    def order_phone_tries(self, order_no: str) -> str:
+        """Wrong phone checks for an order in the last hour, over all chats and calls
+        (counter; contactd/directory/verification.py)."""
+        return f"{self.base}pv:{order_no}"
 
     @property
     def bot_idle(self) -> str:

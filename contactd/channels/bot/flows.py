@@ -19,7 +19,8 @@ from contactd.channels.bot.phrases import CANCEL_WORDS, INTENT_BY_NAME, INTENTS,
 from contactd.channels.bot.requests import SelfServiceRequests
 from contactd.channels.bot.text import contains_phrase
 from contactd.directory.base import Directory
-from contactd.directory.models import Order, OrderStatus, normalize_phone
+from contactd.directory.models import Order, OrderStatus
+from contactd.directory.verification import PhoneCheck
 from contactd.sessions.models import SessionRecord
 from contactd.sessions.screenpop import order_card
 from contactd.storage.keyspace import SiteKeys
@@ -27,7 +28,6 @@ from contactd.storage.keyspace import SiteKeys
 _ORDER_NO = re.compile(r"[A-Za-z]?\d{6,63}")
 _NOT_REFUNDABLE = (OrderStatus.pending_payment, OrderStatus.cancelled, OrderStatus.refunded)
 _ADDRESS_CHANGEABLE = (OrderStatus.pending_payment, OrderStatus.paid, OrderStatus.picking)
-_MAX_PHONE_TRIES = 5  # wrong phone checks per order and hour, over all chats
 
 
 class Conversation(BaseModel):
@@ -62,6 +62,7 @@ class FaqBot:
     ) -> None:
         self.redis = redis
         self.keys = keys
+        self.phone_check = PhoneCheck(redis, keys, directory)
         self.kb = kb
         self.directory = directory
         self.requests = requests
@@ -147,23 +148,15 @@ class FaqBot:
                 c.step, c.order_no = "ask_phone", order.order_no
                 return BotReply(texts=[say("ask_phone", c.lang)])
             case "ask_phone":
-                order = await self.directory.order(c.order_no or "")
-                tries = self.keys.bot_phone_tries(c.order_no or "")
-                if int(await self.redis.get(tries) or 0) >= _MAX_PHONE_TRIES:
+                if await self.phone_check.locked(c.order_no or ""):
                     c.flow = c.step = c.order_no = None  # no more guessing, right or wrong
                     return BotReply(
                         texts=[say("too_many_tries", c.lang)],
                         handoff=True,
                         handoff_reason="verification",
                     )
-                digits = "".join(ch for ch in text if ch.isdigit())
-                customer = await self.directory.customer(order.customer_id) if order else None
-                phone = normalize_phone(customer.phone) if customer else ""
-                if order is None or len(digits) != 4 or not phone.endswith(digits):
-                    async with self.redis.pipeline(transaction=True) as pipe:
-                        pipe.incr(tries)
-                        pipe.expire(tries, 3600, nx=True)
-                        await pipe.execute()
+                order = await self.directory.order(c.order_no or "")
+                if order is None or not await self.phone_check.passes(order, text):
                     return BotReply(matched=False, texts=[say("phone_wrong", c.lang)])
                 return await self._with_order(c, s, order)
             case "ask_reason":

@@ -15,6 +15,7 @@ Choice = Literal["order", "logistics", "cases", "voicemail", "agent", "repeat"]
 
 MAIN = "main"
 ORDER_NO = "order_no"
+ORDER_PHONE = "order_phone"  # an unknown caller proves the order is theirs
 
 KEYS: dict[str, Choice] = {
     "1": "order",
@@ -51,6 +52,9 @@ class Texts:
     welcome_back: str
     menu: str
     ask_order_no: str
+    ask_phone_tail: str
+    phone_wrong: str
+    too_many_tries: str
     no_order: str
     no_orders: str
     order_line: str
@@ -75,6 +79,9 @@ ZH = Texts(
     welcome_back="{name}您好，欢迎致电客户服务中心。",
     menu="查询订单请按1，查询物流请按2，查询售后或赔付进度请按3，留言请按9，人工服务请按0。",
     ask_order_no="请输入订单号的数字部分，以井号键结束。返回主菜单请按星号键，人工服务请按0。",
+    ask_phone_tail="为保护您的信息，请输入下单手机号的后四位。",
+    phone_wrong="手机号后四位不符，无法查询这个订单。",
+    too_many_tries="这个订单的验证错误次数过多，请按0转人工服务。",
     no_order="没有找到这个订单。",
     no_orders="您的号码下没有查到订单。",
     order_line="订单尾号{tail}，{status}，金额{amount}元。",
@@ -100,6 +107,10 @@ EN = Texts(
     "press 3, to leave a message press 9, to speak to an agent press 0.",
     ask_order_no="Enter the digits of your order number, then the hash key. Press star for "
     "the main menu or 0 for an agent.",
+    ask_phone_tail="To protect your details, enter the last four digits of the phone number "
+    "on the order.",
+    phone_wrong="Those digits do not match, so we cannot read out this order.",
+    too_many_tries="Too many wrong tries for this order. Press 0 for an agent.",
     no_order="We could not find that order.",
     no_orders="We found no orders for your number.",
     order_line="Order ending {tail}: {status}, {amount} yuan.",

@@ -39,6 +39,7 @@ from contactd.channels.ivr.store import IvrStore
 from contactd.clock import Clock
 from contactd.directory.base import Directory
 from contactd.directory.models import Customer, Order
+from contactd.directory.verification import PhoneCheck
 from contactd.errors import ContactdError, ErrorCode
 from contactd.routing.service import RoutingEngine
 from contactd.sessions.models import SessionRecord
@@ -67,6 +68,7 @@ class IvrService:
         self.sessions = sessions
         self.opener = SessionOpener(sessions)
         self.callers = CallerLookup(directory)
+        self.phone_check = PhoneCheck(store.redis, store.keys, directory)
         self.routing = routing
         self.directory = directory
         self.cases = cases
@@ -150,8 +152,9 @@ class IvrService:
         said = e.digits or (e.speech or "").strip()[:100]
         number = (e.digits or "").rstrip("#")
         if e.menu == ss.ORDER_NO and choice not in ("agent", "repeat") and number:
-            answer = await self._order_answer(state, number)
-            return await self._answer(state, e.menu, said, answer)
+            return await self._order_by_number(state, e.menu, said, number)
+        if e.menu == ss.ORDER_PHONE and len(number) == 4:  # (a tail may start with 0)
+            return await self._order_by_phone(state, e.menu, said, number)
         match choice:
             case "agent":
                 self._note(state, e.menu, said, "agent")
@@ -207,8 +210,9 @@ class IvrService:
         except ContactdError:
             return None
 
-    async def _order_answer(self, state: CallState, number: str) -> str:
-        want = state.meta.get("want", "order")
+    async def _order_by_number(
+        self, state: CallState, menu: str, said: str, number: str
+    ) -> Instruction:
         try:
             order = None
             for candidate in (number, "O" + number):
@@ -216,11 +220,49 @@ class IvrService:
                 if order is not None:
                     break
         except ContactdError:
-            return self.t.unavailable
+            return await self._answer(state, menu, said, self.t.unavailable)
         if order is None or (state.customer_id and order.customer_id != state.customer_id):
-            return self.t.no_order
+            return await self._answer(state, menu, said, self.t.no_order)
+        if state.customer_id is None:  # a number on no account: prove the order is theirs
+            if await self.phone_check.locked(order.order_no):
+                return await self._answer(state, menu, said, self.t.too_many_tries)
+            state.meta["pending_order"] = order.order_no
+            self._note(state, menu, said, "ask phone digits")
+            await self.store.save(state)
+            return Gather(
+                menu=ss.ORDER_PHONE,
+                prompt=self.t.ask_phone_tail,
+                language=self.lang,
+                num_digits=4,
+                timeout_s=10,
+                speech=False,
+            )
+        return await self._answer(state, menu, said, self._order_text(state, order))
+
+    async def _order_by_phone(
+        self, state: CallState, menu: str, said: str, number: str
+    ) -> Instruction:
+        pending = state.meta.pop("pending_order", None)
+        masked = "****"  # the digits are a secret: never in the menu log or the transcript
+        if not isinstance(pending, str):
+            return await self._answer(state, menu, masked, self.t.no_order)
+        try:
+            order = await self.directory.order(pending)
+            if order is None:
+                return await self._answer(state, menu, masked, self.t.no_order)
+            if await self.phone_check.locked(order.order_no):
+                return await self._answer(state, menu, masked, self.t.too_many_tries)
+            if not await self.phone_check.passes(order, number):
+                return await self._answer(state, menu, masked, self.t.phone_wrong)
+        except ContactdError:
+            return await self._answer(state, menu, masked, self.t.unavailable)
+        return await self._answer(state, menu, masked, self._order_text(state, order))
+
+    def _order_text(self, state: CallState, order: Order) -> str:
         state.meta["order_no"] = order.order_no
-        build = ss.order_answer if want == "order" else ss.logistics_answer
+        build = (
+            ss.order_answer if state.meta.get("want", "order") == "order" else ss.logistics_answer
+        )
         return build(self.t, [order])
 
     # queue --------------------------------------------------------------------------
