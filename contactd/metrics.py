@@ -139,8 +139,10 @@ class Metrics:
         )
         self.webhook_events = Counter(
             "contactd_webhook_events",
-            "Inbound webhooks (IVR and other systems) by source and result",
-            ["source", "result"],
+            "Inbound webhook events run (IVR, Twilio and other systems), by source, event type "
+            "and result (the instruction's action, or the error code); repeats of an event "
+            "already answered are counted as result=repeat",
+            ["source", "type", "result"],
             registry=r,
         )
         self.payouts = Counter(
@@ -165,13 +167,6 @@ class Metrics:
             registry=r,
         )
         # --- voice ---
-        self.ivr_events = Counter(
-            "contactd_ivr_events",
-            "IVR webhook events run, by type and result (the instruction's action, or the "
-            "error code); repeats of an event already answered are counted as result=repeat",
-            ["type", "result"],
-            registry=r,
-        )
 
     def observe(self, event: BaseModel) -> None:
         """Bus listener: routing events → counters."""

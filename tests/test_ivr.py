@@ -277,8 +277,9 @@ async def test_retried_event_has_one_effect_and_the_same_answer(make_voice: Make
 
     async with voice.http.get(voice.base + "/metrics") as r:
         metrics = await r.text()
-    assert 'contactd_ivr_events_total{result="enqueue",type="call.incoming"} 2.0' in metrics
-    assert 'contactd_ivr_events_total{result="repeat",type="call.incoming"} 6.0' in metrics
+    ivr_events = 'contactd_webhook_events_total{result="%s",source="ivr",type="call.incoming"}'
+    assert ivr_events % "enqueue" + " 2.0" in metrics
+    assert ivr_events % "repeat" + " 6.0" in metrics
     reused = await ivr.send({**event, "caller": "13900000000"})
     assert (reused.status, reused.error_code) == (409, "event_conflict")
     ended = ivr.event("call.ended", "CA8")

@@ -35,7 +35,7 @@ async def test_metrics_pass_promtool_and_keep_labels_bounded(make_floor: MakeFlo
     sup = await floor.supervisor("sup")
     assert (await sup.ok("refresh"))["snapshot"]["queues"]  # a counted socket event
     m = floor.app[METRICS]
-    m.webhook_events.labels("ivr", "ok").inc()  # incremented by the IVR and case modules
+    m.webhook_events.labels("ivr", "call.incoming", "enqueue").inc()
     m.payouts.labels("paid").inc()
     async with aiohttp.ClientSession() as http, http.get(floor.base + "/metrics") as r:
         text = await r.text()

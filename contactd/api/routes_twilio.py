@@ -75,7 +75,7 @@ async def _handle(request: web.Request, make: MakeEvent, mode: Mode = "call") ->
         # the platform needs TwiML; the caller hears an apology rather than silence
         return StoredAnswer(200, XML, error_twiml(texts_for(language).unavailable, language))
 
-    answer, _ = await request.app[IVR].deliver(event, render, render_error)
+    answer, _ = await request.app[IVR].deliver(event, render, render_error, source="twilio")
     return web.Response(text=answer.body, status=answer.status, content_type=answer.content_type)
 
 

@@ -31,12 +31,13 @@ class Deliveries:
         *,
         nonce: str | None = None,
         nonce_ttl_s: int = 0,
+        source: str = "ivr",
     ) -> tuple[StoredAnswer, bool]:
         """The answer to ``event`` and whether it is a repeat of an earlier answer."""
         digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
         claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s)
         if claim.answer is not None:
-            self.metrics.ivr_events.labels(event.type, "repeat").inc()
+            self.metrics.webhook_events.labels(source, event.type, "repeat").inc()
             return claim.answer, True
         assert claim.owner is not None
         with self.store.deferring() as states:
@@ -52,5 +53,5 @@ class Deliveries:
                 await self.store.release(event.id, claim.owner)
                 raise
         await self.store.finish(event.id, digest, answer, states.values())
-        self.metrics.ivr_events.labels(event.type, result).inc()
+        self.metrics.webhook_events.labels(source, event.type, result).inc()
         return answer, False
