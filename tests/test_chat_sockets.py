@@ -703,6 +703,20 @@ async def test_image_upload_reaches_the_agent(make_chat: MakeChat) -> None:
     assert status == 415
     status, body = await _upload(chat.base, token, sid, PNG * 3, "image/png")
     assert status == 413 and body["error"]["code"] == "payload_too_large"
+    for bad_type, body_bytes in (
+        ("multipart/form-data", b"--x\r\n"),  # no boundary
+        ("multipart/form-data; boundary=zz", b"garbage without any boundary"),
+    ):
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                chat.base + "/api/v1/im/uploads",
+                data=body_bytes,
+                headers={"Authorization": f"Visitor {token}", "Content-Type": bad_type},
+            ) as r,
+        ):
+            assert r.status in (400, 422), await r.text()
+            assert (await r.json())["error"]["code"] in ("bad_request", "validation_failed")
     # another visitor cannot upload into this chat
     other = (await chat.customer()).got("hello")[0]["visitor_token"]
     status, body = await _upload(chat.base, other, sid, PNG, "image/png")

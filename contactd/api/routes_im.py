@@ -56,6 +56,15 @@ async def upload(request: web.Request) -> web.Response:
     kind image/file with the returned ``id`` as ``attachment_id``."""
     if not request.content_type.startswith("multipart/"):
         raise ContactdError(E.unsupported_media_type, "send multipart/form-data")
+    try:
+        return await _save_upload(request)
+    except (ValueError, AssertionError) as exc:  # aiohttp's word for a malformed body
+        raise ContactdError(
+            E.bad_request, "the multipart body is malformed (a boundary is needed)"
+        ) from exc
+
+
+async def _save_upload(request: web.Request) -> web.Response:
     reader = await request.multipart()
     session_id: str | None = None
     limit = request.app[UPLOADS].settings.im.upload_max_bytes
