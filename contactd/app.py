@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+import contactd.api.routes_case_config  # (registers)  # --- cases-money ---
+import contactd.api.routes_compensation  # noqa: F401  (registers)  # --- cases-money ---
 from contactd.api import routes_auth, routes_im, routes_routing  # noqa: F401  (registers)
 from contactd.api.edge import errors_middleware, metrics_middleware
 from contactd.api.registry import api
@@ -19,6 +21,7 @@ from contactd.auth.passwords import password_hasher
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
+from contactd.cases.compensation_ctx import compensation_ctx  # --- cases-money ---
 from contactd.channels.im import ChatService
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock, SystemClock
@@ -176,6 +179,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(chat_ctx)
     app.cleanup_ctx.append(sweeper_ctx)
+    app.cleanup_ctx.append(compensation_ctx)  # --- cases-money ---
     redis_url = settings.redis_url or EmbeddedRedis(settings.data_dir).url
     app[SIO] = make_server(redis_url, settings, app)
     app.on_shutdown.append(_start_draining)

@@ -43,6 +43,18 @@ class ErrorCode(StrEnum):
     user_exists = "user_exists"
     user_disabled = "user_disabled"
     unknown_role = "unknown_role"
+    # --- cases-money: compensation orders, payouts, open API ---
+    compensation_not_found = "compensation_not_found"
+    own_order = "own_order"
+    not_your_stage = "not_your_stage"
+    over_amount_limit = "over_amount_limit"
+    asset_not_allowed = "asset_not_allowed"
+    version_conflict = "version_conflict"
+    payout_not_found = "payout_not_found"
+    insufficient_funds = "insufficient_funds"
+    idempotency_key_reused = "idempotency_key_reused"
+    idempotency_in_progress = "idempotency_in_progress"
+    # --- end cases-money ---
 
 
 _STATUS: dict[ErrorCode, int] = {
@@ -77,6 +89,22 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.user_disabled: 403,
     ErrorCode.unknown_role: 422,
 }
+# --- cases-money ---
+_STATUS.update(
+    {
+        ErrorCode.compensation_not_found: 404,
+        ErrorCode.own_order: 403,
+        ErrorCode.not_your_stage: 403,
+        ErrorCode.over_amount_limit: 403,
+        ErrorCode.asset_not_allowed: 422,
+        ErrorCode.version_conflict: 409,
+        ErrorCode.payout_not_found: 404,
+        ErrorCode.insufficient_funds: 409,
+        ErrorCode.idempotency_key_reused: 422,
+        ErrorCode.idempotency_in_progress: 409,
+    }
+)
+# --- end cases-money ---
 
 
 class ContactdError(Exception):

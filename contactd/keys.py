@@ -11,6 +11,7 @@ from contactd.auth.audit import AuditLog
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
+from contactd.cases.compensation_app import Compensation  # --- cases-money ---
 from contactd.channels.im import ChatService
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock
@@ -36,3 +37,6 @@ DIRECTORY = web.AppKey("directory", Directory)
 UPLOADS = web.AppKey("uploads", Uploads)
 VISITORS = web.AppKey("visitors", VisitorAuth)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+# --- cases-money: compensation orders, payouts, ledger ---
+COMPENSATION = web.AppKey("compensation", Compensation)
+# --- end cases-money ---

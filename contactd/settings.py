@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contactd.cases.compensation_config import CompensationSettings  # --- cases-money ---
 from contactd.directory.models import DirectorySettings
 
 Channel = Literal["chat", "voice"]
@@ -38,6 +39,18 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "audit.view",
     }
 )
+# --- cases-money: compensation orders ---
+COMPENSATION_PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "compensation.create",  # open orders (own ones are always visible to their creator)
+        "compensation.view",  # see every order
+        "compensation.review",  # approve / reject / close at the levels the flow gives the role
+        "compensation.pay",  # finance: payouts, retries, the ledger
+        "compensation.configure",  # scenes, rules, flows, limits
+    }
+)
+ALL_PERMISSIONS = ALL_PERMISSIONS | COMPENSATION_PERMISSIONS
+# --- end cases-money ---
 
 DEFAULT_ROLES: dict[str, list[str]] = {
     "agent": ["agent.work", "queues.view"],
@@ -66,6 +79,17 @@ DEFAULT_ROLES: dict[str, list[str]] = {
     "qa": ["queues.view", "agents.view", "contacts.view"],
     "admin": sorted(ALL_PERMISSIONS),
 }
+# --- cases-money: who opens, reviews and pays compensation orders ---
+for _role, _perms in {
+    "agent": ["compensation.create"],
+    "senior_agent": ["compensation.create"],
+    "team_lead": ["compensation.create", "compensation.view"],
+    "supervisor": ["compensation.create", "compensation.view", "compensation.review"],
+    "reviewer": ["compensation.view", "compensation.review"],
+    "finance": ["compensation.view", "compensation.review", "compensation.pay"],
+}.items():
+    DEFAULT_ROLES[_role] = sorted({*DEFAULT_ROLES[_role], *_perms})
+# --- end cases-money ---
 
 
 class _Frozen(BaseModel):
@@ -199,6 +223,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     im: ImSettings = ImSettings()
     directory: DirectorySettings = DirectorySettings()
+    compensation: CompensationSettings = CompensationSettings()  # --- cases-money ---
     timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")
     secret_key: str | None = Field(
         default=None, description="signs visitor tokens; generated under data_dir when unset"
