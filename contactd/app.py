@@ -22,6 +22,8 @@ from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
 from contactd.cases.compensation_ctx import compensation_ctx  # --- cases-money ---
+from contactd.cases.screenpop import CasePop  # --- cases ---
+from contactd.cases.tickets_app import tickets_context  # --- cases ---
 from contactd.channels.im import ChatService
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock, SystemClock
@@ -30,6 +32,7 @@ from contactd.keys import (
     AUDIT,
     AUTH,
     BUS,
+    CASE_POP,
     CHAT,
     CLOCK,
     DB,
@@ -119,7 +122,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
                 return agent_id
         return names[agent_id]
 
-    recorder = SessionRecorder(sessions, app[DIRECTORY], bus, agent_name)
+    recorder = SessionRecorder(sessions, app[DIRECTORY], bus, agent_name, app[CASE_POP])
     unsubscribe = bus.subscribe(recorder.on_event)
     customers = CustomerPresence(
         app[REDIS], app[ENGINE].keys, clock, settings, app[ENGINE], sessions
@@ -146,6 +149,12 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
     unsubscribe_timeouts()
     unsubscribe()
     await log_.stop()
+
+
+async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:  # --- cases ---
+    """After-sales tickets: service, screen-pop provider, socket listeners, stall task."""
+    async for _ in tickets_context(app):
+        yield
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -177,6 +186,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[BUS].subscribe(app[METRICS].observe)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
+    app[CASE_POP] = CasePop()  # --- cases ---
+    app.cleanup_ctx.append(tickets_ctx)  # --- cases ---
     app.cleanup_ctx.append(chat_ctx)
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(compensation_ctx)  # --- cases-money ---

@@ -23,6 +23,16 @@ class ErrorCode(StrEnum):
     payload_too_large = "payload_too_large"
     unsupported_media_type = "unsupported_media_type"
     unavailable = "unavailable"
+    # --- cases: after-sales tickets ---
+    ticket_not_found = "ticket_not_found"
+    ticket_invalid_transition = "ticket_invalid_transition"
+    ticket_not_owner = "ticket_not_owner"
+    ticket_already_claimed = "ticket_already_claimed"
+    ticket_closed = "ticket_closed"
+    ticket_changed = "ticket_changed"
+    ticket_order_mismatch = "ticket_order_mismatch"
+    ticket_urge_throttled = "ticket_urge_throttled"
+    # --- end cases ---
     # routing
     unknown_queue = "unknown_queue"
     queue_full = "queue_full"
@@ -70,6 +80,16 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.payload_too_large: 413,
     ErrorCode.unsupported_media_type: 415,
     ErrorCode.unavailable: 503,
+    # --- cases ---
+    ErrorCode.ticket_not_found: 404,
+    ErrorCode.ticket_invalid_transition: 409,
+    ErrorCode.ticket_not_owner: 403,
+    ErrorCode.ticket_already_claimed: 409,
+    ErrorCode.ticket_closed: 409,
+    ErrorCode.ticket_changed: 409,
+    ErrorCode.ticket_order_mismatch: 422,
+    ErrorCode.ticket_urge_throttled: 429,
+    # --- end cases ---
     ErrorCode.unknown_queue: 404,
     ErrorCode.queue_full: 409,
     ErrorCode.contact_exists: 409,

@@ -12,6 +12,8 @@ from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
 from contactd.cases.compensation_app import Compensation  # --- cases-money ---
+from contactd.cases.screenpop import CasePop  # --- cases ---
+from contactd.cases.tickets_service import TicketService  # --- cases ---
 from contactd.channels.im import ChatService
 from contactd.channels.uploads import Uploads
 from contactd.clock import Clock
@@ -37,6 +39,12 @@ DIRECTORY = web.AppKey("directory", Directory)
 UPLOADS = web.AppKey("uploads", Uploads)
 VISITORS = web.AppKey("visitors", VisitorAuth)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+
+# --- cases: after-sales tickets ---
+TICKETS = web.AppKey("tickets", TicketService)
+CASE_POP = web.AppKey("case_pop", CasePop)
+# --- end cases ---
+
 # --- cases-money: compensation orders, payouts, ledger ---
 COMPENSATION = web.AppKey("compensation", Compensation)
 # --- end cases-money ---

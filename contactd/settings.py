@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contactd.cases.compensation_config import CompensationSettings  # --- cases-money ---
+from contactd.cases.tickets_config import TicketSettings  # --- cases ---
 from contactd.directory.models import DirectorySettings
 
 Channel = Literal["chat", "voice"]
@@ -90,6 +91,33 @@ for _role, _perms in {
 }.items():
     DEFAULT_ROLES[_role] = sorted({*DEFAULT_ROLES[_role], *_perms})
 # --- end cases-money ---
+
+# --- cases: after-sales tickets and the dashboard ---
+TICKET_PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "tickets.create",  # open tickets (from a chat, or a system through the open API)
+        "tickets.view",  # see every ticket, not only the pools one claims from and one's own
+        "tickets.handle",  # act on tickets in one's own queue
+        "tickets.claim",  # take a ticket from a pool
+        "tickets.assign",  # give a ticket to someone
+        "tickets.transfer",  # hand one's ticket (or anyone's, with tickets.assign) on
+        "tickets.dispatch",  # move tickets between pools, send one back to its pool
+        "dashboard.view",  # the case dashboard
+    }
+)
+ALL_PERMISSIONS = ALL_PERMISSIONS | TICKET_PERMISSIONS
+for _role, _perms in {
+    "agent": ["tickets.create", "tickets.claim", "tickets.handle"],
+    "senior_agent": ["tickets.create", "tickets.claim", "tickets.handle", "tickets.transfer"],
+    "team_lead": sorted(TICKET_PERMISSIONS - {"tickets.dispatch"}),
+    "supervisor": sorted(TICKET_PERMISSIONS),
+    "reviewer": ["tickets.view", "tickets.claim", "tickets.handle"],
+    "finance": ["tickets.view", "tickets.claim", "tickets.handle", "dashboard.view"],
+    "qa": ["tickets.view", "dashboard.view"],
+    "admin": sorted(TICKET_PERMISSIONS),
+}.items():
+    DEFAULT_ROLES[_role] = sorted({*DEFAULT_ROLES[_role], *_perms})
+# --- end cases ---
 
 
 class _Frozen(BaseModel):
@@ -222,6 +250,7 @@ class Settings(BaseSettings):
     queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
     routing: RoutingSettings = RoutingSettings()
     im: ImSettings = ImSettings()
+    tickets: TicketSettings = TicketSettings()  # --- cases ---
     directory: DirectorySettings = DirectorySettings()
     compensation: CompensationSettings = CompensationSettings()  # --- cases-money ---
     timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")

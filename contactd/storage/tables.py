@@ -219,6 +219,8 @@ attachments = sa.Table(
     sa.Column("uploaded_by", sa.String(80), nullable=False),
     sa.Column("created_at", Millis, nullable=False),
 )
+
+
 # --- cases-money: compensation orders, payouts, ledger, outbox (contactd/cases) ---------
 # Money is integer fen. ``version`` on an order is its optimistic-lock counter: every change
 # is ``UPDATE ... WHERE id = :id AND version = :seen`` and bumps it.
@@ -392,3 +394,65 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", Millis, nullable=False, index=True),
 )
 # --- end cases-money ---
+
+
+# --- cases: after-sales tickets (contactd/cases/tickets_*) ------------------------------
+# ``owner_id`` NULL = in the to-be-claimed pool of ``queue_id``; ``version`` is the
+# optimistic-lock counter every change checks and bumps. Money is integer fen.
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # T20261123-0A1B2C3D
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(24), nullable=False),
+    sa.Column("state", sa.String(24), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("queue_id", sa.String(64), nullable=False),
+    sa.Column("owner_id", sa.String(64), nullable=True),
+    sa.Column("owner_name", sa.String(120), nullable=True),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("customer_name", sa.String(120), nullable=True),
+    sa.Column("customer_phone", sa.String(32), nullable=True),
+    sa.Column("visitor_id", sa.String(64), nullable=True),
+    sa.Column("order_no", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(32), nullable=True),
+    sa.Column("items", Json, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("auto_rule", sa.String(24), nullable=True),
+    sa.Column("urges", sa.Integer, nullable=False),
+    sa.Column("last_urged_at", Millis, nullable=True),
+    sa.Column("created_by", sa.String(120), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Column("claimed_at", Millis, nullable=True),
+    sa.Column("first_action_at", Millis, nullable=True),
+    sa.Column("closed_at", Millis, nullable=True),
+    sa.Column("stall_warned_at", Millis, nullable=True),
+    sa.Index(None, "queue_id", "owner_id", "closed_at"),
+    sa.Index(None, "owner_id", "closed_at"),
+    sa.Index(None, "customer_id"),
+    sa.Index(None, "visitor_id"),
+    sa.Index(None, "session_id"),
+    sa.Index(None, "created_at"),
+)
+
+# the timeline: one row per step (who / when / what), append-only
+ticket_events = sa.Table(
+    "ticket_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.String(32), sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("at", Millis, nullable=False),
+    sa.Column("action", sa.String(24), nullable=False),
+    sa.Column("actor_type", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("actor_name", sa.String(120), nullable=True),
+    sa.Column("from_state", sa.String(24), nullable=True),
+    sa.Column("to_state", sa.String(24), nullable=True),
+    sa.Column("note", sa.String(1000), nullable=True),
+    sa.Column("data", Json, nullable=True),
+    sa.Index(None, "ticket_id", "id"),
+)
+# --- end cases ---

@@ -1,0 +1,607 @@
+"""After-sales ticket use cases: create (from a session or the open API, checked against the
+directory order), the pool and claiming, assign / transfer / dispatch, state-machine
+actions, priority, customer urging, stall warnings.
+
+Every change is one write transaction that checks and bumps the ticket's ``version``
+(so two people acting at once: one wins, the other gets ``ticket_changed``), appends a
+timeline node and an audit entry (before/after), then publishes a bus event.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contactd.auth.audit import AuditLog
+from contactd.auth.models import Principal
+from contactd.bus import Bus
+from contactd.cases import tickets_repository as repo
+from contactd.cases.tickets_config import TicketType
+from contactd.cases.tickets_events import TicketChanged, TicketStalled, TicketUrged
+from contactd.cases.tickets_models import (
+    FINAL_STATES,
+    ORDER_STATUSES,
+    CustomerTicket,
+    PoolSummary,
+    TicketDetail,
+    TicketItem,
+    TicketView,
+    next_state,
+)
+from contactd.cases.tickets_rules import AUTO_NOTES, auto_actions, check_items
+from contactd.clock import Clock
+from contactd.directory.base import Directory
+from contactd.directory.models import Customer
+from contactd.errors import ContactdError, ErrorCode
+from contactd.sessions.models import SessionRecord
+from contactd.settings import Settings
+from contactd.storage.db import write_transaction
+
+log = logging.getLogger(__name__)
+E = ErrorCode
+MAX_PRIORITY = 9
+NameOf = Callable[[str], Awaitable[tuple[str, frozenset[str]] | None]]
+
+
+class TicketDraft(BaseModel):
+    """A new ticket. From a session, the customer and order come from it when omitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: TicketType
+    order_no: str | None = Field(default=None, min_length=1, max_length=64)
+    items: list[TicketItem] = Field(default_factory=list, max_length=100)
+    amount: int | None = Field(
+        default=None, ge=0, le=100_000_000, description="fen; refund: the order total"
+    )
+    reason: str = Field(min_length=1, max_length=1000)
+    priority: int = Field(default=0, ge=0, le=MAX_PRIORITY)
+    queue_id: str | None = Field(default=None, max_length=64)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+    customer_phone: str | None = Field(default=None, min_length=5, max_length=32)
+    session_id: str | None = Field(default=None, max_length=32)
+
+
+class Actor(BaseModel):
+    """Who acts: staff, an API key, the system, or a customer (from the widget)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["staff", "api_key", "system", "customer"]
+    id: str | None
+    name: str | None
+    principal: Principal | None = None
+
+
+SYSTEM = Actor(kind="system", id=None, name="系统 System")
+
+
+def actor_of(who: Principal, display_name: str | None = None) -> Actor:
+    return Actor(kind=who.kind, id=who.name, name=display_name or who.name, principal=who)
+
+
+class TicketService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        clock: Clock,
+        bus: Bus,
+        audit: AuditLog,
+        directory: Directory,
+        staff: NameOf,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._cfg = settings.tickets
+        self._clock = clock
+        self._bus = bus
+        self._audit = audit
+        self._directory = directory
+        self._staff = staff
+        self._tz = ZoneInfo(settings.timezone)
+
+    # --- reading -----------------------------------------------------------------------
+    @property
+    def _stall_ms(self) -> int:
+        return int(self._cfg.stall_after_s * 1000)
+
+    def _view(self, row: RowMapping) -> TicketView:
+        return repo.to_view(row, self._clock.now_ms(), self._stall_ms)
+
+    async def _row(self, conn: AsyncConnection, ticket_id: str) -> RowMapping:
+        row = await repo.get(conn, ticket_id)
+        if row is None:
+            raise ContactdError(E.ticket_not_found, "no such ticket")
+        return row
+
+    async def get(self, ticket_id: str) -> TicketView:
+        async with self._engine.connect() as conn:
+            return self._view(await self._row(conn, ticket_id))
+
+    async def detail(self, ticket_id: str) -> TicketDetail:
+        async with self._engine.connect() as conn:
+            row = await self._row(conn, ticket_id)
+            nodes = await repo.timeline(conn, ticket_id)
+        return TicketDetail(ticket=self._view(row), timeline=nodes)
+
+    async def search(self, **filters: Any) -> list[TicketView]:
+        async with self._engine.connect() as conn:
+            rows = await repo.search(conn, **filters)
+        return [self._view(r) for r in rows]
+
+    async def pools(self) -> list[PoolSummary]:
+        async with self._engine.connect() as conn:
+            found = {p.queue_id: p for p in await repo.pools(conn, self._clock.now_ms())}
+        queues = [q.id for q in self._settings.queues]
+        empty = [
+            PoolSummary(queue_id=q, count=0, oldest_created_at=None, oldest_age_s=None, urgent=0)
+            for q in queues
+            if q not in found
+        ]
+        return sorted(
+            [*found.values(), *empty],
+            key=lambda p: queues.index(p.queue_id) if p.queue_id in queues else len(queues),
+        )
+
+    async def for_customer(
+        self, customer_id: str | None, visitor_id: str | None
+    ) -> list[CustomerTicket]:
+        async with self._engine.connect() as conn:
+            rows = await repo.of_customer(conn, customer_id, visitor_id)
+        now, urge_ms = self._clock.now_ms(), int(self._cfg.urge_interval_s * 1000)
+        return [repo.to_customer(r, now, urge_ms) for r in rows]
+
+    async def screen_pop(self, customer_id: str | None) -> list[dict[str, Any]]:
+        """The customer's open tickets, for the agent's screen-pop."""
+        if not customer_id:
+            return []
+        views = await self.search(customer_id=customer_id, open_only=True, limit=20)
+        return [v.model_dump(mode="json") for v in views]
+
+    # --- creating ------------------------------------------------------------------------
+    def _new_id(self) -> str:
+        day = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=self._tz)
+        return f"T{day:%Y%m%d}-{secrets.token_hex(4).upper()}"
+
+    def _queue(self, wanted: str | None) -> str:
+        queue_id = wanted or self._cfg.default_queue or self._settings.queues[0].id
+        if self._settings.queue(queue_id) is None:
+            raise ContactdError(E.unknown_queue, f"no queue {queue_id!r}")
+        return queue_id
+
+    async def _customer(self, draft: TicketDraft, session: SessionRecord | None) -> Customer | None:
+        cid = draft.customer_id or (session.customer_id if session else None)
+        if cid:
+            customer = await self._directory.customer(cid)
+            if customer is None:
+                raise ContactdError(E.ticket_order_mismatch, f"no customer {cid!r}")
+            return customer
+        phone = draft.customer_phone or (session.customer_phone if session else None)
+        return await self._directory.customer_by_phone(phone) if phone else None
+
+    async def create(
+        self, actor: Actor, draft: TicketDraft, session: SessionRecord | None = None
+    ) -> TicketDetail:
+        queue_id = self._queue(draft.queue_id or (session.queue_id if session else None))
+        customer = await self._customer(draft, session)
+        order_no = draft.order_no or (session.order_no if session else None)
+        allowed = ORDER_STATUSES[draft.type]
+        order = None
+        if order_no:
+            order = await self._directory.order(order_no)
+            if order is None:
+                raise ContactdError(E.ticket_order_mismatch, f"no order {order_no!r}")
+            if customer is not None and order.customer_id != customer.id:
+                raise ContactdError(E.ticket_order_mismatch, "the order is not this customer's")
+            if customer is None:
+                customer = await self._directory.customer(order.customer_id)
+        elif allowed is not None:
+            raise ContactdError(E.validation_failed, f"a {draft.type.value} ticket needs an order")
+        if order is not None and allowed is not None and order.status.value not in allowed:
+            raise ContactdError(
+                E.ticket_order_mismatch,
+                f"a {draft.type.label} ticket is not possible on an order that is "
+                f"{order.status.label} ({order.status.value})",
+            )
+        items, amount = check_items(draft.type, order, draft.items, draft.amount)
+        now = self._clock.now_ms()
+        ticket_id = self._new_id()
+        values: dict[str, Any] = {
+            "id": ticket_id,
+            "version": 1,
+            "type": draft.type.value,
+            "state": "pending_review",
+            "priority": draft.priority,
+            "queue_id": queue_id,
+            "owner_id": None,
+            "owner_name": None,
+            "customer_id": customer.id if customer else None,
+            "customer_name": customer.name if customer else session and session.customer_name,
+            "customer_phone": customer.phone if customer else draft.customer_phone,
+            "visitor_id": session.visitor_id if session else None,
+            "order_no": order.order_no if order else None,
+            "session_id": session.id if session else None,
+            "items": [i.model_dump(mode="json") for i in items],
+            "amount": amount,
+            "reason": draft.reason,
+            "auto_rule": None,
+            "urges": 0,
+            "last_urged_at": None,
+            "created_by": actor.name or actor.id or "system",
+            "created_at": now,
+            "updated_at": now,
+            "claimed_at": None,
+            "first_action_at": None,
+            "closed_at": None,
+            "stall_warned_at": None,
+        }
+        rule, steps = auto_actions(self._cfg, draft.type, order, customer, amount)
+        async with write_transaction(self._engine) as conn:
+            if order is not None and draft.type.value != "complaint":
+                dup = await repo.open_duplicate(conn, order.order_no, draft.type.value)
+                if dup is not None:
+                    raise ContactdError(
+                        E.conflict,
+                        f"order {order.order_no} already has an open {draft.type.label} "
+                        f"ticket {dup['id']}",
+                        ticket_id=dup["id"],
+                    )
+            await repo.insert(conn, values)
+            await self._node(
+                conn,
+                ticket_id,
+                actor,
+                "create",
+                None,
+                "pending_review",
+                draft.reason,
+                {"amount": amount},
+            )
+            state, version = "pending_review", 1
+            for action in steps:
+                target = next_state(draft.type, state, action)
+                assert target is not None, (draft.type, state, action)
+                await repo.update(conn, ticket_id, version, {"state": target, "auto_rule": rule})
+                await self._node(conn, ticket_id, SYSTEM, action, state, target, AUTO_NOTES[rule])
+                state, version = target, version + 1
+            row = await self._row(conn, ticket_id)
+            view = self._view(row)
+            await self._record(conn, actor, "ticket.created", view, None)
+        await self._publish(
+            TicketChanged(action="create", ticket=view, visitor_id=values["visitor_id"])
+        )
+        return await self.detail(ticket_id)
+
+    # --- changing ------------------------------------------------------------------------
+    async def _node(
+        self,
+        conn: AsyncConnection,
+        ticket_id: str,
+        actor: Actor,
+        action: str,
+        from_state: str | None,
+        to_state: str | None,
+        note: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        await repo.add_event(
+            conn,
+            ticket_id,
+            {
+                "at": self._clock.now_ms(),
+                "action": action,
+                "actor_type": actor.kind,
+                "actor_id": actor.id,
+                "actor_name": actor.name,
+                "from_state": from_state,
+                "to_state": to_state,
+                "note": note,
+                "data": data,
+            },
+        )
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        actor: Actor,
+        action: str,
+        after: TicketView,
+        before: TicketView | None,
+    ) -> None:
+        extra = {"customer": actor.id} if actor.kind == "customer" else {}
+        await self._audit.record(
+            actor.principal,
+            action,
+            "ticket",
+            after.id,
+            before=before.model_dump(mode="json") if before else None,
+            after={**after.model_dump(mode="json"), **extra},
+            conn=conn,
+        )
+
+    async def _publish(self, event: BaseModel) -> None:
+        await self._bus.publish([event])
+
+    async def _change(
+        self,
+        ticket_id: str,
+        actor: Actor,
+        action: str,
+        check: Callable[[TicketView], dict[str, Any]],
+        *,
+        version: int | None = None,
+        note: str | None = None,
+        data: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> TicketView:
+        """The one write path: read, ``check`` (raises, or returns the column changes),
+        conditional update, timeline node, audit; then the event."""
+        async with write_transaction(self._engine) as conn:
+            row = await self._row(conn, ticket_id)
+            before = self._view(row)
+            if version is not None and version != before.version:
+                raise ContactdError(
+                    E.ticket_changed,
+                    "the ticket changed since you loaded it: reload it",
+                    version=before.version,
+                )
+            changes = check(before)
+            now = self._clock.now_ms()
+            if progress:
+                changes.setdefault("updated_at", now)
+                if actor.kind == "staff" and before.first_action_at is None:
+                    changes.setdefault("first_action_at", now)
+            if changes.get("state") in FINAL_STATES:
+                changes["closed_at"] = now
+            if not await repo.update(conn, ticket_id, before.version, changes):
+                raise ContactdError(E.ticket_changed, "someone else changed the ticket first")
+            await self._node(
+                conn,
+                ticket_id,
+                actor,
+                action,
+                before.state,
+                changes.get("state", before.state),
+                note,
+                data,
+            )
+            after = self._view(await self._row(conn, ticket_id))
+            await self._record(conn, actor, f"ticket.{action}", after, before)
+        await self._publish(
+            TicketChanged(
+                action=action,
+                ticket=after,
+                previous_owner_id=before.owner_id,
+                visitor_id=row["visitor_id"],
+            )
+        )
+        return after
+
+    def _may_act(self, actor: Actor, t: TicketView) -> None:
+        if t.final:
+            raise ContactdError(E.ticket_closed, f"the ticket is closed ({t.state_label})")
+        if actor.kind == "api_key":
+            return  # another system (after-sales, payment centre) reports progress
+        if t.owner_id != actor.id:
+            raise ContactdError(
+                E.ticket_not_owner,
+                "claim the ticket first"
+                if t.owner_id is None
+                else "only the ticket's owner may act on it",
+            )
+
+    async def act(
+        self,
+        actor: Actor,
+        ticket_id: str,
+        action: str,
+        note: str | None = None,
+        version: int | None = None,
+    ) -> TicketView:
+        def check(t: TicketView) -> dict[str, Any]:
+            self._may_act(actor, t)
+            target = next_state(t.type, t.state, action)
+            if target is None:
+                raise ContactdError(
+                    E.ticket_invalid_transition,
+                    f"a {t.type_label} ticket that is {t.state_label} cannot {action}",
+                    state=t.state,
+                    allowed=t.actions,
+                )
+            return {"state": target}
+
+        return await self._change(ticket_id, actor, action, check, version=version, note=note)
+
+    async def note(self, actor: Actor, ticket_id: str, text: str) -> TicketView:
+        def check(t: TicketView) -> dict[str, Any]:
+            self._may_act(actor, t)
+            return {}
+
+        return await self._change(ticket_id, actor, "note", check, note=text)
+
+    async def claim(self, actor: Actor, ticket_id: str) -> TicketView:
+        def check(t: TicketView) -> dict[str, Any]:
+            if t.final:
+                raise ContactdError(E.ticket_closed, "the ticket is closed")
+            if t.owner_id is not None:
+                raise ContactdError(
+                    E.ticket_already_claimed,
+                    "you already hold it"
+                    if t.owner_id == actor.id
+                    else f"{t.owner_name or t.owner_id} claimed it first",
+                )
+            return {
+                "owner_id": actor.id,
+                "owner_name": actor.name,
+                "claimed_at": self._clock.now_ms(),
+            }
+
+        try:
+            return await self._change(ticket_id, actor, "claim", check)
+        except ContactdError as exc:
+            if exc.code is E.ticket_changed:  # lost the race
+                raise ContactdError(E.ticket_already_claimed, "someone claimed it first") from exc
+            raise
+
+    async def _target(self, agent_id: str) -> str:
+        found = await self._staff(agent_id)
+        if found is None or "tickets.handle" not in found[1]:
+            raise ContactdError(
+                E.agent_not_found, f"{agent_id!r} is not an active staff member who handles tickets"
+            )
+        return found[0]
+
+    async def assign(
+        self, actor: Actor, ticket_id: str, agent_id: str, note: str | None = None
+    ) -> TicketView:
+        """Give the ticket to ``agent_id`` (from the pool or from its owner):
+        ``tickets.assign``."""
+        name = await self._target(agent_id)
+
+        def check(t: TicketView) -> dict[str, Any]:
+            if t.final:
+                raise ContactdError(E.ticket_closed, "the ticket is closed")
+            if t.owner_id == agent_id:
+                raise ContactdError(E.conflict, f"{agent_id} already holds it")
+            return {"owner_id": agent_id, "owner_name": name, "claimed_at": self._clock.now_ms()}
+
+        return await self._change(
+            ticket_id, actor, "assign", check, note=note, data={"to": agent_id}, progress=False
+        )
+
+    async def transfer(
+        self,
+        actor: Actor,
+        ticket_id: str,
+        agent_id: str,
+        note: str | None = None,
+        *,
+        any_owner: bool = False,
+    ) -> TicketView:
+        """Hand one's own ticket on to a colleague (``any_owner``: anyone's)."""
+        name = await self._target(agent_id)
+
+        def check(t: TicketView) -> dict[str, Any]:
+            if t.final:
+                raise ContactdError(E.ticket_closed, "the ticket is closed")
+            if t.owner_id is None:
+                raise ContactdError(E.ticket_not_owner, "claim or assign a ticket in a pool")
+            if not any_owner and t.owner_id != actor.id:
+                raise ContactdError(E.ticket_not_owner, "only the owner may transfer it")
+            if t.owner_id == agent_id:
+                raise ContactdError(E.conflict, f"{agent_id} already holds it")
+            return {"owner_id": agent_id, "owner_name": name, "claimed_at": self._clock.now_ms()}
+
+        return await self._change(
+            ticket_id, actor, "transfer", check, note=note, data={"to": agent_id}, progress=False
+        )
+
+    async def dispatch(
+        self, actor: Actor, ticket_id: str, queue_id: str, note: str | None = None
+    ) -> TicketView:
+        """Put the ticket in ``queue_id``'s pool (unclaimed), from wherever it is."""
+        queue_id = self._queue(queue_id)
+
+        def check(t: TicketView) -> dict[str, Any]:
+            if t.final:
+                raise ContactdError(E.ticket_closed, "the ticket is closed")
+            if t.owner_id is None and t.queue_id == queue_id:
+                raise ContactdError(E.conflict, f"the ticket is already in the {queue_id} pool")
+            return {"queue_id": queue_id, "owner_id": None, "owner_name": None, "claimed_at": None}
+
+        return await self._change(
+            ticket_id,
+            actor,
+            "dispatch",
+            check,
+            note=note,
+            data={"queue_id": queue_id},
+            progress=False,
+        )
+
+    async def set_priority(
+        self, actor: Actor, ticket_id: str, priority: int, *, any_owner: bool = False
+    ) -> TicketView:
+        def check(t: TicketView) -> dict[str, Any]:
+            if not any_owner:
+                self._may_act(actor, t)
+            elif t.final:
+                raise ContactdError(E.ticket_closed, "the ticket is closed")
+            return {"priority": priority}
+
+        return await self._change(
+            ticket_id, actor, "priority", check, data={"priority": priority}, progress=False
+        )
+
+    async def urge(
+        self, visitor_id: str, customer_id: str | None, ticket_id: str
+    ) -> CustomerTicket:
+        """催单 from the widget: only the customer's own open ticket, once per
+        ``urge_interval_s``; raises the priority and notifies the owner."""
+        actor = Actor(kind="customer", id=customer_id or visitor_id, name="客户 Customer")
+        interval = int(self._cfg.urge_interval_s * 1000)
+
+        def check(t: TicketView) -> dict[str, Any]:
+            if t.final:
+                raise ContactdError(E.ticket_closed, "the ticket is already finished")
+            now = self._clock.now_ms()
+            if t.last_urged_at is not None and now - t.last_urged_at < interval:
+                wait_s = (t.last_urged_at + interval - now + 999) // 1000
+                raise ContactdError(
+                    E.ticket_urge_throttled,
+                    f"already urged: you can urge again in {wait_s} s",
+                    retry_after_s=wait_s,
+                )
+            return {
+                "urges": t.urges + 1,
+                "last_urged_at": now,
+                "priority": min(MAX_PRIORITY, t.priority + self._cfg.urge_priority_step),
+            }
+
+        async with self._engine.connect() as conn:
+            row = await repo.get(conn, ticket_id)
+        mine = row is not None and (
+            row["visitor_id"] == visitor_id
+            or (customer_id is not None and row["customer_id"] == customer_id)
+        )
+        if not mine:
+            raise ContactdError(E.ticket_not_found, "no such ticket")  # no IDOR
+        view = await self._change(ticket_id, actor, "urge", check, progress=False)
+        await self._publish(TicketUrged(ticket=view))
+        return next(
+            t for t in await self.for_customer(customer_id, visitor_id) if t.id == ticket_id
+        )
+
+    # --- stall warnings ------------------------------------------------------------------
+    async def warn_stalled(self) -> list[TicketView]:
+        """Warn once per stall about every open ticket without progress for
+        ``stall_after_s`` (a timeline node, and an event for owners and supervisors)."""
+        now = self._clock.now_ms()
+        async with self._engine.connect() as conn:
+            rows = await repo.stalled(conn, now - self._stall_ms)
+        warned: list[TicketView] = []
+        for row in rows:
+
+            def check(t: TicketView, row: RowMapping = row) -> dict[str, Any]:
+                if t.final or t.updated_at != row["updated_at"]:
+                    raise ContactdError(E.ticket_changed, "moved on meanwhile")
+                return {"stall_warned_at": self._clock.now_ms()}
+
+            idle_s = (now - row["updated_at"]) // 1000
+            try:
+                view = await self._change(
+                    row["id"], SYSTEM, "stalled", check, data={"idle_s": idle_s}, progress=False
+                )
+            except ContactdError:
+                continue
+            warned.append(view)
+            await self._publish(TicketStalled(ticket=view, idle_s=idle_s))
+        return warned
