@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 # the case REST routes register themselves on import (app.py installs the registry)
-from contactd.api import routes_tickets  # noqa: F401
+from contactd.api import routes_audit, routes_dashboard, routes_tickets  # noqa: F401
 from contactd.cases.tickets_service import TicketService
 from contactd.clock import Clock
 from contactd.errors import ContactdError
