@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.auth.audit import AuditLog
@@ -20,6 +21,7 @@ from contactd.clock import Clock
 from contactd.directory.embedded import EmbeddedDirectory
 from contactd.directory.models import Customer, Order, OrderItem, OrderStatus, Region
 from contactd.settings import Settings
+from contactd.storage.tables import service_sessions
 
 PHONE = "13800138000"
 OTHER_PHONE = "13900139000"
@@ -115,3 +117,27 @@ async def compensation(
         settings, db, clock, bus or Bus(), AuditLog(db, clock), directory, workers=False
     ) as comp:
         yield comp
+
+
+async def add_session(
+    db: AsyncEngine, session_id: str, agent: str, customer_id: str | None = None
+) -> None:
+    """A service session row as the chat would have left it."""
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.insert(service_sessions).values(
+                id=session_id,
+                contact_id=session_id,
+                channel="chat",
+                entry_point="home",
+                queue_id="sales",
+                state="active",
+                customer_id=customer_id,
+                agents=[agent],
+                created_at=0,
+                last_seq=0,
+                transfers=0,
+                responses=0,
+                response_total_ms=0,
+            )
+        )

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import BaseModel
@@ -19,8 +18,7 @@ from contactd.cases.compensation_events import CustomerNotified
 from contactd.cases.webhooks import SIGNATURE_HEADER, sign, verify
 from contactd.clock import ManualClock
 from contactd.settings import QueueConfig
-from contactd.storage.tables import service_sessions
-from tests.compensation_helpers import as_, compensation, order_body
+from tests.compensation_helpers import add_session, as_, compensation, order_body
 from tests.conftest import make_settings
 
 SECRET = "whsec-test"
@@ -64,26 +62,6 @@ def test_signatures_verify_and_tampering_fails() -> None:
     assert not verify("other", b'{"a":1}', header, 1_700_000_100)
     assert not verify(SECRET, b'{"a":1}', header, 1_700_009_000)  # too old: a replay
     assert not verify(SECRET, b'{"a":1}', "garbage", 1_700_000_000)
-
-
-async def add_session(db: AsyncEngine, session_id: str, agent: str) -> None:
-    async with db.begin() as conn:
-        await conn.execute(
-            sa.insert(service_sessions).values(
-                id=session_id,
-                contact_id=session_id,
-                channel="chat",
-                entry_point="home",
-                queue_id="sales",
-                state="active",
-                agents=[agent],
-                created_at=0,
-                last_seq=0,
-                transfers=0,
-                responses=0,
-                response_total_ms=0,
-            )
-        )
 
 
 async def test_status_changes_reach_subscribers_signed_and_retried(

@@ -36,6 +36,7 @@ from tests.compensation_helpers import (
     ORDER_NO,
     OTHER_ORDER_NO,
     OTHER_PHONE,
+    add_session,
     as_,
     compensation,
     order_body,
@@ -411,3 +412,21 @@ async def test_the_calculator_suggests_standard_amounts(
 async def test_the_calculator_refuses_scenes_without_a_standard(comp: Compensation) -> None:
     body = QuoteBody.model_validate({"scene": "complaint", "order_no": ORDER_NO})
     await refused("validation_failed", comp.service.quote(body))
+
+
+async def test_from_a_chat_the_phone_comes_from_the_session_for_its_agents_only(
+    comp: Compensation, settings: Settings, db: AsyncEngine
+) -> None:
+    await add_session(db, "S20261123-000007", "ag1", customer_id="c1")
+    await add_session(db, "S20261123-000008", "ag1")  # an anonymous visitor
+    body = order_body(customer_phone=None, session_id="S20261123-000007")
+    order = await comp.service.create(body, as_(settings, "ag1"))
+    assert order.customer_phone == "13800138000" and order.session_id == "S20261123-000007"
+    await refused("forbidden", comp.service.create(body, as_(settings, "ag2")))
+    anonymous = order_body(customer_phone=None, session_id="S20261123-000008")
+    err = await refused("validation_failed", comp.service.create(anonymous, as_(settings, "ag1")))
+    assert "customer_phone" in err.message
+    await refused(
+        "validation_failed",
+        comp.service.create(order_body(session_id="S-nope"), as_(settings, "ag1")),
+    )

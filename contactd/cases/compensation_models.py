@@ -63,7 +63,12 @@ class Attachment(_Body):
 class CompensationFields(_Body):
     """What the creator fills in (and edits before resubmitting)."""
 
-    customer_phone: str = Field(min_length=5, max_length=32)
+    customer_phone: str | None = Field(
+        default=None,
+        min_length=5,
+        max_length=32,
+        description="the customer's phone; may be left out when session_id names the chat",
+    )
     order_no: str | None = Field(default=None, pattern=ORDER_NO_PATTERN)
     after_sales_no: str | None = Field(
         default=None, pattern=ORDER_NO_PATTERN, description="required for after-sales scenes"

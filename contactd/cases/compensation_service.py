@@ -193,9 +193,16 @@ class CompensationService:
             out.append(Item(sku=item.sku, name=line.name, qty=item.qty, amount=paid))
         return out
 
-    async def _facts(self, fields: CompensationFields) -> dict[str, Any]:
-        """Customer, region and items as the directory knows them."""
-        phone = normalize_phone(fields.customer_phone)
+    async def _facts(self, fields: CompensationFields, known_phone: str | None) -> dict[str, Any]:
+        """Customer, region and items as the directory knows them. Without a phone in the
+        form, the one ``known_phone`` (the chat's customer, the order being edited)."""
+        given = fields.customer_phone or known_phone
+        if not given:
+            raise ContactdError(
+                ErrorCode.validation_failed,
+                "customer_phone is required (the chat's customer is not identified)",
+            )
+        phone = normalize_phone(given)
         if len(phone) < 5:
             raise ContactdError(ErrorCode.validation_failed, "customer_phone is not a number")
         customer = await self._directory.customer_by_phone(phone)
@@ -236,13 +243,21 @@ class CompensationService:
             "attachments": [a.model_dump() for a in fields.attachments],
         }
 
-    async def _check_session(self, conn: AsyncConnection, session_id: str, who: Principal) -> None:
+    async def _session_phone(self, session_id: str, who: Principal) -> str | None:
+        """Check the caller served the session; the customer's phone, when known."""
         s = service_sessions.c
-        row = (await conn.execute(sa.select(s.agents).where(s.id == session_id))).first()
+        stmt = sa.select(s.agents, s.customer_id, s.customer_phone).where(s.id == session_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
         if row is None:
             raise ContactdError(ErrorCode.validation_failed, f"unknown session {session_id!r}")
         if not who.can("compensation.view") and who.name not in (row.agents or []):
             raise ContactdError(ErrorCode.forbidden, "you did not serve this session")
+        if row.customer_id:
+            customer = await self._directory.customer(row.customer_id)
+            if customer is not None:
+                return customer.phone
+        return str(row.customer_phone) if row.customer_phone else None
 
     def _role_group(self, who: Principal) -> str:
         return who.role or API_ROLE_GROUP if who.kind == "staff" else API_ROLE_GROUP
@@ -266,7 +281,8 @@ class CompensationService:
         assert who is not None
         policy, _ = await self.policy()
         scene = check_fields(policy, body)
-        facts = await self._facts(body)
+        known = await self._session_phone(body.session_id, who) if body.session_id else None
+        facts = await self._facts(body, known)
         route = review_route(
             policy,
             region=facts["region"],
@@ -291,8 +307,6 @@ class CompensationService:
             **self._route_values(route),
         }
         async with write_transaction(self._engine) as conn:
-            if body.session_id:
-                await self._check_session(conn, body.session_id, who)
             await conn.execute(sa.insert(compensations).values(**values))
             row = await store.fetch(conn, values["id"])
             if route.first_stage is None:  # no manual review: approved at once
@@ -526,7 +540,9 @@ class CompensationService:
         worked out afresh: the amount or scene may have changed)."""
         policy, _ = await self.policy()
         scene = check_fields(policy, body)
-        facts = await self._facts(body)
+        async with self._engine.connect() as conn:
+            known = (await store.fetch(conn, order_id))["customer_phone"]
+        facts = await self._facts(body, known)
 
         async def decide(
             conn: AsyncConnection,
