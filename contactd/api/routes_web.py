@@ -4,6 +4,8 @@
 /demo            -> web_client/pages/demo.html    (a host site with the chat widget)
 /agent           -> web_client/pages/agent.html   (the agent workspace)
 /supervisor      -> web_client/pages/supervisor.html
+/review          -> web_client/pages/review.html      (compensation review)
+/finance         -> web_client/pages/finance.html     (compensation payouts)
 /static/...      -> web_client/static/...
 /static/vendor/socket.io.min.js -> the official socket.io-client build from npm
 """
@@ -18,6 +20,7 @@ from aiohttp import web
 WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web_client"
 SOCKET_IO_CLIENT = WEB_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 PAGES = {"/demo": "demo.html", "/agent": "agent.html", "/supervisor": "supervisor.html"}
+PAGES.update({"/review": "review.html", "/finance": "finance.html"})  # --- cases-money ---
 
 
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -292,6 +292,7 @@
     ".sys{align-self:center;font-size:12px;color:var(--muted);background:#eceff4;border-radius:10px;",
     "padding:3px 10px;text-align:center;max-width:90%}",
     ".sys.warn{background:#fff4e5;color:#8a4b00}",
+    ".sys.ok{background:#e3f6eb;color:#0b7a3b}", // cases-money: a landed compensation
     ".order{background:#fff;border:1px solid var(--line);border-radius:10px;padding:10px;min-width:220px;color:#1d2433}",
     ".order .head{display:flex;justify-content:space-between;gap:8px;font-size:12px;color:var(--muted)}",
     ".order .status{color:#0f7b45;font-weight:600}",
@@ -550,6 +551,7 @@
         socket.on("message", function (p) { if (p && p.message) self.addMessage(p.message, true); });
         socket.on("typing", function (p) { self.onPeerTyping(p); });
         socket.on("notice", function (p) { self.onNotice(p); });
+        socket.on("compensation.updated", function (p) { self.onCompensation(p); }); // cases-money
       },
       function (err) {
         self.connecting = false;
@@ -1018,6 +1020,20 @@
     if (this.session && p.session_id && p.session_id !== this.session.session_id) return;
     var text = this.t.notice[p.code] || p.text || p.code;
     this.systemLine(text, "warn").setAttribute("data-code", p.code || "");
+  };
+
+  // ---------------------------------------------- compensation (cases-money) --
+  // "赔付 ¥15.00（余额）已到账": the customer-facing status of a compensation paid to them
+  Widget.prototype.onCompensation = function (p) {
+    var c = p && p.compensation;
+    if (!c || (this.session && p.session_id !== this.session.session_id)) return;
+    var en = this.cfg.lang === "en";
+    var text = en
+      ? "Compensation " + money(c.amount) + " (" + c.asset_type + "): " + (c.status === "paid" ? "credited" : c.status)
+      : "赔付 " + money(c.amount) + "（" + c.asset_label + "）" + c.label;
+    var li = this.systemLine(text, c.status === "paid" ? "ok" : "");
+    li.setAttribute("data-testid", "cd-compensation");
+    li.setAttribute("data-status", c.status);
   };
 
   // ---------------------------------------------------------------- upload --
