@@ -20,6 +20,7 @@ from contactd.cases.tickets_models import (
     CustomerTicket,
     PoolSummary,
     TicketDetail,
+    TicketPrefill,
     TicketView,
 )
 from contactd.cases.tickets_service import Actor, TicketDraft, actor_of
@@ -197,6 +198,26 @@ async def ticket_search(request: web.Request) -> web.Response:
         offset=_int(request, "offset", 0, 0, 1_000_000),
     )
     return json_model(TicketList(items=items))
+
+
+@api.route(
+    "GET",
+    "/api/v1/tickets/prefill",
+    summary="Start a ticket from a chat: its customer, the order and recent orders",
+    tag=TAG,
+    response=TicketPrefill,
+    permission="tickets.create",
+    errors=(*AUTH_ERRORS, E.not_found, E.validation_failed),
+    query={"session_id": "string"},
+)
+async def ticket_prefill(request: web.Request) -> web.Response:
+    """Only for a chat the caller handles (or handled)."""
+    who = await principal(request, "tickets.create")
+    sid = request.query.get("session_id")
+    if not sid:
+        raise ContactdError(E.validation_failed, "session_id is required")
+    session = await _session(request, who, sid)
+    return json_model(await request.app[TICKETS].prefill(session))
 
 
 @api.route(

@@ -4,6 +4,8 @@
 /demo            -> web_client/pages/demo.html    (a host site with the chat widget)
 /agent           -> web_client/pages/agent.html   (the agent workspace)
 /supervisor      -> web_client/pages/supervisor.html
+/cases           -> web_client/pages/cases.html       (after-sales ticket desk)
+/dashboard       -> web_client/pages/dashboard.html   (case dashboard)
 /review          -> web_client/pages/review.html      (compensation review)
 /finance         -> web_client/pages/finance.html     (compensation payouts)
 /static/...      -> web_client/static/...
@@ -20,6 +22,7 @@ from aiohttp import web
 WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web_client"
 SOCKET_IO_CLIENT = WEB_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 PAGES = {"/demo": "demo.html", "/agent": "agent.html", "/supervisor": "supervisor.html"}
+PAGES.update({"/cases": "cases.html", "/dashboard": "dashboard.html"})  # --- cases ---
 PAGES.update({"/review": "review.html", "/finance": "finance.html"})  # --- cases-money ---
 
 

@@ -288,3 +288,35 @@ class PoolSummary(_Model):
     oldest_created_at: int | None
     oldest_age_s: int | None
     urgent: int = Field(description="tickets of priority 5 and above")
+
+
+class PrefillOrder(_Model):
+    order_no: str
+    status: str
+    status_label: str
+    total: int
+    created_at: str
+    items: list[TicketItem]
+    types: list[TicketType] = Field(description="ticket types possible on this order now")
+
+
+class TicketPrefill(_Model):
+    """What the "new ticket" form starts from, for a chat."""
+
+    session_id: str
+    queue_id: str
+    customer_id: str | None
+    customer_name: str | None
+    customer_phone: str | None = Field(description="masked")
+    order_no: str | None = Field(description="the order the chat is about")
+    orders: list[PrefillOrder]
+    types: list[TicketType]
+
+
+def types_for_order(status: str | None) -> list[TicketType]:
+    """The ticket types an order in ``status`` allows (no order: those needing none)."""
+    return [
+        t
+        for t, allowed in ORDER_STATUSES.items()
+        if (allowed is None) or (status is not None and status in allowed)
+    ]

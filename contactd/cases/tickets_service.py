@@ -31,10 +31,13 @@ from contactd.cases.tickets_models import (
     ORDER_STATUSES,
     CustomerTicket,
     PoolSummary,
+    PrefillOrder,
     TicketDetail,
     TicketItem,
+    TicketPrefill,
     TicketView,
     next_state,
+    types_for_order,
 )
 from contactd.cases.tickets_rules import AUTO_NOTES, auto_actions, check_items
 from contactd.clock import Clock
@@ -164,7 +167,47 @@ class TicketService:
         if not customer_id:
             return []
         views = await self.search(customer_id=customer_id, open_only=True, limit=20)
-        return [v.model_dump(mode="json") for v in views]
+        return [
+            {**v.model_dump(mode="json"), "status_label": f"{v.type_label} · {v.state_label}"}
+            for v in views
+        ]
+
+    async def prefill(self, session: SessionRecord) -> TicketPrefill:
+        """The new-ticket form for a chat: its customer, the order it is about and the
+        customer's recent orders, each with the ticket types it allows now."""
+        draft = TicketDraft(type=TicketType.complaint, reason="-")
+        customer = await self._customer(draft, session)
+        orders = await self._directory.orders_of(customer.id, 10) if customer else []
+        if session.order_no and all(o.order_no != session.order_no for o in orders):
+            linked = await self._directory.order(session.order_no)
+            if linked is not None and (customer is None or linked.customer_id == customer.id):
+                orders.insert(0, linked)
+        return TicketPrefill(
+            session_id=session.id,
+            queue_id=self._queue(
+                session.queue_id if self._settings.queue(session.queue_id) else None
+            ),
+            customer_id=customer.id if customer else None,
+            customer_name=customer.name if customer else session.customer_name,
+            customer_phone=customer.masked_phone if customer else None,
+            order_no=session.order_no,
+            orders=[
+                PrefillOrder(
+                    order_no=o.order_no,
+                    status=o.status.value,
+                    status_label=o.status.label,
+                    total=o.total,
+                    created_at=o.created_at.isoformat(),
+                    items=[
+                        TicketItem(sku=i.sku, qty=i.qty, name=i.name, amount=i.amount)
+                        for i in o.items
+                    ],
+                    types=types_for_order(o.status.value),
+                )
+                for o in orders
+            ],
+            types=list(TicketType),
+        )
 
     # --- creating ------------------------------------------------------------------------
     def _new_id(self) -> str:

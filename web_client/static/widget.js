@@ -551,6 +551,11 @@
         socket.on("message", function (p) { if (p && p.message) self.addMessage(p.message, true); });
         socket.on("typing", function (p) { self.onPeerTyping(p); });
         socket.on("notice", function (p) { self.onNotice(p); });
+        // --- cases: the customer's after-sales tickets (widget-tickets.js) ---
+        var cases = document.createElement("script");
+        cases.src = self.cfg.base + "/static/widget-tickets.js";
+        cases.onload = function () { if (window.ContactdTickets) window.ContactdTickets.attach(self, socket); };
+        document.head.appendChild(cases);
         socket.on("compensation.updated", function (p) { self.onCompensation(p); }); // cases-money
       },
       function (err) {
