@@ -14,6 +14,7 @@ from contactd.keys import CLOCK, DB, SETTINGS
 
 E = ErrorCode
 MAX_WINDOW_DAYS = 366
+LATEST_MS = 4_102_444_800_000  # 2100-01-01
 
 
 def time_param(request: web.Request, name: str, default: int) -> int:
@@ -21,15 +22,19 @@ def time_param(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if raw.isdigit():
-        return int(raw)
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise ContactdError(E.validation_failed, f"{name} is not a time: {raw!r}") from exc
-    if value.tzinfo is None:
-        raise ContactdError(E.validation_failed, f"{name} needs a timezone, e.g. +08:00")
-    return int(value.timestamp() * 1000)
+    if raw.isascii() and raw.isdigit():
+        ms = int(raw)
+    else:
+        try:
+            value = datetime.fromisoformat(raw)
+        except ValueError as exc:
+            raise ContactdError(E.validation_failed, f"{name} is not a time: {raw!r}") from exc
+        if value.tzinfo is None:
+            raise ContactdError(E.validation_failed, f"{name} needs a timezone, e.g. +08:00")
+        ms = int(value.timestamp() * 1000)
+    if not 0 <= ms <= LATEST_MS:
+        raise ContactdError(E.validation_failed, f"{name} is out of range")
+    return ms
 
 
 @api.route(
