@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from contactd.storage.tables import ticket_events, tickets
 URGENT_PRIORITY = 5
 
 
-def to_view(row: RowMapping, now: int, stall_ms: int) -> TicketView:
+def to_view(row: Mapping[Any, Any], now: int, stall_ms: int) -> TicketView:
     kind = TicketType(row["type"])
     state = str(row["state"])
     final = state in FINAL_STATES

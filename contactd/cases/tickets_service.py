@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -116,7 +116,7 @@ class TicketService:
     def _stall_ms(self) -> int:
         return int(self._cfg.stall_after_s * 1000)
 
-    def _view(self, row: RowMapping) -> TicketView:
+    def _view(self, row: Mapping[Any, Any]) -> TicketView:
         return repo.to_view(row, self._clock.now_ms(), self._stall_ms)
 
     async def _row(self, conn: AsyncConnection, ticket_id: str) -> RowMapping:
@@ -315,13 +315,15 @@ class TicketService:
                 await repo.update(conn, ticket_id, version, {"state": target, "auto_rule": rule})
                 await self._node(conn, ticket_id, SYSTEM, action, state, target, AUTO_NOTES[rule])
                 state, version = target, version + 1
-            row = await self._row(conn, ticket_id)
-            view = self._view(row)
+            view = self._view(
+                {**values, "state": state, "version": version, "auto_rule": rule or None}
+            )
             await self._record(conn, actor, "ticket.created", view, None)
+            nodes = await repo.timeline(conn, ticket_id)
         await self._publish(
             TicketChanged(action="create", ticket=view, visitor_id=values["visitor_id"])
         )
-        return await self.detail(ticket_id)
+        return TicketDetail(ticket=view, timeline=nodes)
 
     # --- changing ------------------------------------------------------------------------
     async def _node(
@@ -416,7 +418,7 @@ class TicketService:
                 note,
                 data,
             )
-            after = self._view(await self._row(conn, ticket_id))
+            after = self._view({**row, **changes, "version": before.version + 1})
             await self._record(conn, actor, f"ticket.{action}", after, before)
         await self._publish(
             TicketChanged(
