@@ -601,33 +601,40 @@ class CompensationService:
     # --- payouts (called by the payout worker) ---------------------------------------------
 
     async def record_payout(
-        self, payout: RowMapping, ref: str | None, error: str | None, gave_up: bool
-    ) -> None:
-        """Mark the order paid (or its payout failed). Idempotent: an order already paid
-        stays as it is."""
-        ctx = AuditContext()
-        async with write_transaction(self._engine) as conn:
-            row = await store.fetch(conn, payout["compensation_id"])
-            now = self._clock.now_ms()
-            if ref is not None:
-                if row["status"] != Status.approved.value:
-                    return
-                topic = "compensation.paid"
-                values: dict[str, Any] = {
-                    "status": Status.paid.value,
-                    "paid_at": now,
-                    "payout_state": "succeeded",
-                    "updated_at": now,
-                }
-            else:
-                if not gave_up or row["payout_state"] == "failed":
-                    return
-                topic = "compensation.payout_failed"
-                values = {"payout_state": "failed", "updated_at": now}
-            after = await store.update_versioned(conn, row["id"], row["version"], values)
-            view = await self._changed(conn, ctx, topic, row, after)
-        policy, _ = await self.policy()
-        await self._announce(topic, view, policy)
+        self,
+        conn: AsyncConnection,
+        payout: RowMapping,
+        ref: str | None,
+        gave_up: bool,
+    ) -> Callable[[], Awaitable[None]] | None:
+        """In the worker's transaction: mark the order paid (or its payout failed), with
+        its audit and outbox rows. Idempotent: an order already paid stays as it is.
+        Returns what to announce once the transaction has committed."""
+        row = await store.fetch(conn, payout["compensation_id"])
+        now = self._clock.now_ms()
+        if ref is not None:
+            if row["status"] != Status.approved.value:
+                return None
+            topic = "compensation.paid"
+            values: dict[str, Any] = {
+                "status": Status.paid.value,
+                "paid_at": now,
+                "payout_state": "succeeded",
+                "updated_at": now,
+            }
+        else:
+            if not gave_up or row["payout_state"] == "failed":
+                return None
+            topic = "compensation.payout_failed"
+            values = {"payout_state": "failed", "updated_at": now}
+        after = await store.update_versioned(conn, row["id"], row["version"], values)
+        view = await self._changed(conn, AuditContext(), topic, row, after)
+        policy, _ = await self.policy(conn)
+
+        async def announce() -> None:
+            await self._announce(topic, view, policy)
+
+        return announce
 
     async def payout_requeued(self, order_id: str, ctx: AuditContext) -> CompensationView:
         async with write_transaction(self._engine) as conn:

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contactd.cases import jobs
 from contactd.cases.compensation_config import AssetType, PayoutSettings
@@ -37,8 +37,12 @@ from contactd.storage.tables import payouts as t
 log = logging.getLogger(__name__)
 BATCH = 20
 
-# (payout row, external ref or None, error or None, gave up for good) → record on the order
-Recorder = Callable[[RowMapping, str | None, str | None, bool], Awaitable[None]]
+# (transaction, payout row, external ref or None, gave up for good) → record it on the order
+# in the same transaction; returns what to announce after the commit
+Recorder = Callable[
+    [AsyncConnection, RowMapping, str | None, bool],
+    Awaitable[Callable[[], Awaitable[None]] | None],
+]
 
 
 @dataclass(frozen=True)
@@ -153,13 +157,16 @@ class PayoutWorker:
                 self._cfg.backoff_s,
                 self._cfg.backoff_max_s,
             )
+        announce = None
         async with write_transaction(self._engine) as conn:
             await conn.execute(
                 sa.update(t).where(t.c.id == row["id"], t.c.state == jobs.PENDING).values(**values)
             )
             fresh = (await conn.execute(sa.select(t).where(t.c.id == row["id"]))).mappings().one()
-        if outcome.ref is not None or fresh["state"] == "failed":
-            await self._record(fresh, outcome.ref, outcome.error, fresh["state"] == "failed")
+            if outcome.ref is not None or fresh["state"] == "failed":
+                announce = await self._record(conn, fresh, outcome.ref, fresh["state"] == "failed")
+        if announce is not None:
+            await announce()
         return outcome.ref is not None
 
     async def retry(self, payout_id: str) -> RowMapping:
