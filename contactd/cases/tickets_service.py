@@ -110,6 +110,9 @@ class TicketService:
         self._directory = directory
         self._staff = staff
         self._tz = ZoneInfo(settings.timezone)
+        wanted = self._cfg.default_queue
+        if wanted is not None and settings.queue(wanted) is None:
+            raise ValueError(f"tickets.default_queue {wanted!r} is not a queue")
 
     # --- reading -----------------------------------------------------------------------
     @property
