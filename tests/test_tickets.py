@@ -453,3 +453,28 @@ async def test_owner_gets_live_updates_others_do_not(make_desk: MakeDesk) -> Non
     await a1.wait("ticket.updated", lambda d: d["ticket"]["state"] == "approved")
     await wait_for(lambda: a2.got("tickets.pool"), what="pool counts")
     assert a2.got("ticket.updated") == []
+
+
+async def test_prefill_offers_the_chats_customer_orders_and_allowed_types(
+    make_desk: MakeDesk,
+) -> None:
+    desk = await make_desk()
+    _cust, _ag, sid, _visitor = await desk.chat("u1001", order_no=SHIPPED)
+    pre = await desk.ok("GET", f"{T}/prefill?session_id={sid}", "agent1")
+    assert pre["customer_id"] == "u1001" and pre["customer_phone"] == "138****1234"
+    assert pre["order_no"] == SHIPPED and pre["queue_id"] == "sales"
+    orders = {o["order_no"]: o for o in pre["orders"]}
+    assert orders[SHIPPED]["types"] == ["compensation", "complaint"]
+    assert set(orders[DELIVERED]["types"]) == {
+        "partial_refund",
+        "return_refund",
+        "reshipment",
+        "exchange",
+        "compensation",
+        "complaint",
+    }
+    assert orders[COMPLETED]["items"][0]["amount"] == 25600
+    # only for a chat one handles
+    assert await desk.error("GET", f"{T}/prefill?session_id={sid}", "agent2") == (404, "not_found")
+    assert (await desk.error("GET", f"{T}/prefill", "agent1"))[1] == "validation_failed"
+    assert await desk.error("GET", f"{T}/prefill?session_id={sid}", "qa1") == (403, "forbidden")
