@@ -307,8 +307,8 @@ class CompensationService:
             **self._route_values(route),
         }
         async with write_transaction(self._engine) as conn:
-            await conn.execute(sa.insert(compensations).values(**values))
-            row = await store.fetch(conn, values["id"])
+            inserted = sa.insert(compensations).values(**values).returning(*compensations.c)
+            row = (await conn.execute(inserted)).mappings().one()
             if route.first_stage is None:  # no manual review: approved at once
                 row = await self._approve_final(conn, row, now, {})
             view = await self._changed(conn, ctx, "compensation.created", None, row)

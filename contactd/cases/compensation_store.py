@@ -87,11 +87,13 @@ async def update_versioned(
         sa.update(t)
         .where(t.c.id == order_id, t.c.version == seen_version)
         .values(**values, version=seen_version + 1)
+        .returning(*t.c)
     )
-    if result.rowcount != 1:
+    row = result.mappings().first()
+    if row is None:
         current = await fetch(conn, order_id)
         raise version_conflict(current["version"])
-    return await fetch(conn, order_id)
+    return row
 
 
 def version_conflict(current: int) -> ContactdError:

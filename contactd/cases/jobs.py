@@ -46,16 +46,20 @@ async def claim_due(
             .scalars()
             .all()
         )
-        claimed: list[RowMapping] = []
+        taken: list[Any] = []
         for row_id in ids:
-            taken = await conn.execute(
+            result = await conn.execute(
                 sa.update(table)
                 .where(table.c.id == row_id, due)
                 .values(lease_until=now + lease_ms, attempts=table.c.attempts + 1)
             )
-            if taken.rowcount == 1:
-                row = (await conn.execute(sa.select(table).where(table.c.id == row_id))).mappings()
-                claimed.append(row.one())
+            if result.rowcount == 1:
+                taken.append(row_id)
+        claimed = (
+            list((await conn.execute(sa.select(table).where(table.c.id.in_(taken)))).mappings())
+            if taken
+            else []
+        )
     return claimed
 
 

@@ -128,35 +128,41 @@ class Ledger:
             )
         ).scalar_one()
         for leg in legs:
-            system = leg.account == SYSTEM_ACCOUNT
-            await conn.execute(
-                _insert_ignore(conn).values(
-                    id=leg.account,
-                    owner=leg.owner,
-                    kind="system" if system else leg.account.rsplit(":", 1)[-1],
-                    balance=0,
-                    allow_negative=system,
-                    created_at=now,
+            if not await self._move(conn, leg):
+                # a new account (opened at zero on first use), or not enough in it
+                system = leg.account == SYSTEM_ACCOUNT
+                await conn.execute(
+                    _insert_ignore(conn).values(
+                        id=leg.account,
+                        owner=leg.owner,
+                        kind="system" if system else leg.account.rsplit(":", 1)[-1],
+                        balance=0,
+                        allow_negative=system,
+                        created_at=now,
+                    )
                 )
-            )
-            a = ledger_accounts.c
-            moved = await conn.execute(
-                sa.update(ledger_accounts)
-                .where(a.id == leg.account, sa.or_(a.allow_negative, a.balance + leg.amount >= 0))
-                .values(balance=a.balance + leg.amount)
-            )
-            if moved.rowcount != 1:
-                raise ContactdError(
-                    ErrorCode.insufficient_funds,
-                    f"{leg.account} does not hold {-leg.amount} fen",
-                    account=leg.account,
-                )
+                if not await self._move(conn, leg):
+                    raise ContactdError(
+                        ErrorCode.insufficient_funds,
+                        f"{leg.account} does not hold {-leg.amount} fen",
+                        account=leg.account,
+                    )
             await conn.execute(
                 sa.insert(ledger_entries).values(
                     txn_id=txn_id, account_id=leg.account, amount=leg.amount, created_at=now
                 )
             )
         return Posted(txn_id=int(txn_id), ref=ref, replayed=False)
+
+    async def _move(self, conn: AsyncConnection, leg: Leg) -> bool:
+        """Apply one leg unless it would take a non-negative account below zero."""
+        a = ledger_accounts.c
+        moved = await conn.execute(
+            sa.update(ledger_accounts)
+            .where(a.id == leg.account, sa.or_(a.allow_negative, a.balance + leg.amount >= 0))
+            .values(balance=a.balance + leg.amount)
+        )
+        return bool(moved.rowcount == 1)
 
     # --- the operations finance and the connectors use ---------------------------------
 
