@@ -93,9 +93,15 @@ def test_chat_to_ticket_claim_advance_and_customer_urges(pages: Pages, server: S
 
     # the widget follows live; the customer urges once, then must wait
     expect(card.get_by_test_id("cd-ticket-status")).to_have_text("赔付审核通过")
+    workspace = pages.new("workspace")  # agent1's workspace, open beside the desk
+    sign_in(workspace, "agent1")
+    expect(workspace.get_by_test_id("open-desk")).to_have_attribute("data-live", "1")
     card.get_by_test_id("cd-urge").click()
     expect(card.get_by_test_id("cd-urge-note")).to_have_text("已提醒客服加急处理")
     expect(card.get_by_test_id("cd-urge")).to_be_disabled()
+    urged = workspace.get_by_test_id("toast").filter(has_text=f"客户催单：{ticket_id}")
+    expect(urged).to_have_count(1)
+    expect(urged).to_contain_text("P1")
     agent.reload()
     agent.get_by_test_id("ticket-row").filter(has_text=ticket_id).click()
     expect(detail.get_by_test_id("timeline")).to_contain_text("客户催单")

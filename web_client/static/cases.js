@@ -314,6 +314,8 @@ async function start(auth) {
   show(can(auth, "tickets.handle") ? "mine" : "open");
   if (wanted) openTicket(wanted);
   state.timer = setInterval(refresh, 10000);
+  // back to the desk (e.g. from the workspace tab): show what changed meanwhile at once
+  document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && refresh());
 }
 
 applyLabels();
