@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
@@ -135,4 +136,24 @@ def test_dashboard_page_shows_the_counts(pages: Pages, server: Server) -> None:
     expect(page.get_by_test_id("dash-trend").locator("rect")).to_have_count(1)
     page.get_by_test_id("dash-range").select_option("7")
     expect(page.get_by_test_id("dash-by-state")).to_contain_text("待审核")
+    expect(page.get_by_test_id("audit-export")).to_be_hidden()  # supervisors cannot
+
+    # the desk finds the customer's tickets; the admin exports the audit log from the board
+    page.goto("/cases")
+    page.get_by_test_id("ticket-search").fill("u1001")
+    page.get_by_test_id("ticket-search").press("Enter")
+    expect(page.get_by_test_id("ticket-row")).to_have_count(1)
+    expect(page.get_by_test_id("ticket-row")).to_contain_text("投诉")
+
+    admin = pages.new("admin")
+    admin.goto("/dashboard")
+    admin.get_by_test_id("login-username").fill("admin")
+    admin.get_by_test_id("login-password").fill("contactd-demo")
+    admin.get_by_test_id("login-submit").click()
+    with admin.expect_download() as download:
+        admin.get_by_test_id("audit-export").click()
+    assert download.value.suggested_filename.startswith("audit-")
+    csv_text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert csv_text.startswith("id,at,actor_type")
+    assert "ticket.created" in csv_text and "态度不好" in csv_text
     assert pages.js_errors() == []

@@ -20,6 +20,7 @@ const TEXT = {
     a_start_pickup: "安排取件", a_receive_return: "取件完成", a_start_picking: "开始拣货", a_ship: "已发货",
     a_deliver: "已签收", a_start_payout: "发放赔付", a_complete_payout: "赔付到账", a_start_processing: "开始处理",
     a_resolve: "已解决", confirmReject: "驳回原因（客户可见）",
+    searchHint: "订单号或客户 ID", searchOf: "搜索：{q}",
   },
   en: {
     deskTitle: "After-sales tickets", loginHint: "Sign in with your staff account", username: "Username",
@@ -37,14 +38,16 @@ const TEXT = {
     a_complete_refund: "Refund done", a_start_pickup: "Arrange pickup", a_receive_return: "Goods back",
     a_start_picking: "Start picking", a_ship: "Shipped", a_deliver: "Delivered", a_start_payout: "Pay out",
     a_complete_payout: "Paid", a_start_processing: "Start", a_resolve: "Resolved", confirmReject: "Why (the customer sees it)",
+    searchHint: "Order no. or customer id", searchOf: "Search: {q}",
   },
 }[LANG];
 const t = (k, vars) => (TEXT[k] ?? k).replace(/\{(\w+)\}/g, (_, x) => (vars && vars[x] != null ? String(vars[x]) : ""));
 
-const state = { auth: null, view: "mine", pool: null, tickets: [], current: null, pools: [], timer: null, queues: {} };
+const state = { auth: null, view: "mine", pool: null, query: "", tickets: [], current: null, pools: [], timer: null, queues: {} };
 
 function applyLabels() {
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  for (const el of document.querySelectorAll("[data-t-placeholder]")) el.placeholder = t(el.dataset.tPlaceholder);
   document.title = `${t("deskTitle")} · contactd`;
 }
 
@@ -91,6 +94,10 @@ function listPath() {
       return "/api/v1/tickets/stalled";
     case "closed":
       return "/api/v1/tickets?limit=200";
+    case "search": {
+      const q = encodeURIComponent(state.query);
+      return /^O\d/.test(state.query) ? `/api/v1/tickets?order_no=${q}` : `/api/v1/tickets?customer_id=${q}`;
+    }
     default:
       return "/api/v1/tickets/mine";
   }
@@ -121,7 +128,13 @@ function show(view, pool) {
   for (const el of document.querySelectorAll(".desk-nav .nav-item")) {
     el.classList.toggle("active", el.dataset.view === view && (view !== "pool" || el.dataset.queue === pool));
   }
-  const titles = { mine: t("myQueue"), open: t("allOpen"), stalled: t("stalled"), closed: t("closedView") };
+  const titles = {
+    mine: t("myQueue"),
+    open: t("allOpen"),
+    stalled: t("stalled"),
+    closed: t("closedView"),
+    search: t("searchOf", { q: state.query }),
+  };
   $("#list-title").textContent = view === "pool" ? t("poolOf", { q: state.queues[pool] || pool }) : titles[view];
   refresh();
 }
@@ -300,6 +313,12 @@ async function start(auth) {
   $("#app").hidden = false;
   $("#me").textContent = auth.username;
   $("#nav-all").hidden = !can(auth, "tickets.view");
+  $("#search").hidden = !can(auth, "tickets.view");
+  $("#search").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    state.query = ev.target.q.value.trim();
+    if (state.query) show("search");
+  });
   $("#to-dashboard").hidden = !can(auth, "dashboard.view");
   try {
     const queues = await api(auth, "GET", "/api/v1/queues");

@@ -13,7 +13,7 @@ const TEXT = {
     repeat: "复购率：被赔付客户 vs 全部客户", compensated: "被赔付客户", all: "全部客户", within7: "7 天内复购",
     within30: "30 天内复购", region: "被赔付客户 · 地区", gender: "被赔付客户 · 性别", ageBand: "被赔付客户 · 年龄段",
     none: "暂无数据", noPerm: "需要 dashboard.view 权限", customers: "{n} 位客户", noDirectory: "目录数据不可用（HTTP 目录）",
-    ticketTiming: "工单", compTiming: "赔付单",
+    ticketTiming: "工单", compTiming: "赔付单", auditExport: "导出审计日志（所选时间）",
   },
   en: {
     title: "After-sales & compensation", username: "Username", password: "Password", signIn: "Sign in", desk: "Tickets",
@@ -25,7 +25,7 @@ const TEXT = {
     compensated: "Compensated", all: "All customers", within7: "within 7 days", within30: "within 30 days",
     region: "Compensated by region", gender: "Compensated by gender", ageBand: "Compensated by age band",
     none: "No data", noPerm: "Needs dashboard.view", customers: "{n} customers", noDirectory: "No directory rows (HTTP directory)",
-    ticketTiming: "tickets", compTiming: "compensation",
+    ticketTiming: "tickets", compTiming: "compensation", auditExport: "Export audit log (this range)",
   },
 }[LANG];
 const t = (k, v) => (TEXT[k] ?? k).replace(/\{(\w+)\}/g, (_, x) => (v && v[x] != null ? String(v[x]) : ""));
@@ -123,12 +123,36 @@ function kpi(label, value, testid) {
   return h("div", { class: "kpi", "data-testid": testid }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
 }
 
+function range() {
+  const days = Number($("#filters").days.value);
+  const until = Date.now();
+  return { days, until, since: days === 1 ? new Date().setHours(0, 0, 0, 0) : until - days * 86400000 };
+}
+
+/** The audit log of the chosen range as CSV (the export needs the token, so fetch it). */
+async function exportAudit(auth) {
+  const { since, until } = range();
+  const r = await fetch(`/api/v1/audit/export?since=${since}&until=${until}`, {
+    headers: { Authorization: `Bearer ${auth.token}` },
+  });
+  if (!r.ok) {
+    $("#dash-error").textContent = `${r.status} ${r.statusText}`;
+    $("#dash-error").hidden = false;
+    return;
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const name = (r.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+  const a = h("a", { href: url, download: name ? name[1] : "audit.csv" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 async function load(auth) {
   const form = $("#filters");
-  const days = Number(form.days.value);
+  const { days, until, since } = range();
   const bucket = form.bucket.value === "hour" && days <= 31 ? "hour" : "day";
-  const until = Date.now();
-  const since = days === 1 ? new Date().setHours(0, 0, 0, 0) : until - days * 86400000;
   const err = $("#dash-error");
   err.hidden = true;
   let d;
@@ -178,6 +202,10 @@ async function load(auth) {
 function start(auth) {
   $("#app").hidden = false;
   $("#me").textContent = auth.username;
+  if (can(auth, "audit.view")) {
+    $("#audit-export").hidden = false;
+    $("#audit-export").addEventListener("click", () => exportAudit(auth));
+  }
   if (!can(auth, "dashboard.view")) {
     $("#dash-error").textContent = t("noPerm");
     $("#dash-error").hidden = false;
