@@ -213,6 +213,7 @@ async def test_pool_claim_and_only_the_owner_acts(make_desk: MakeDesk) -> None:
     nodes = [
         (n["action"], n["from_state"], n["to_state"], n["actor_id"]) for n in detail["timeline"]
     ]
+    assert [n["to_state_label"] for n in detail["timeline"]][-1] == "退款完成"
     assert nodes == [
         ("create", None, "pending_review", "agent1"),
         ("claim", "pending_review", "pending_review", winner),

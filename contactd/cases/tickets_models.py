@@ -223,6 +223,7 @@ class TimelineNode(_Model):
     actor_name: str | None
     from_state: str | None
     to_state: str | None
+    to_state_label: str | None = None
     note: str | None = None
     data: dict[str, Any] | None = None
 

@@ -99,6 +99,7 @@ def to_node(row: RowMapping) -> TimelineNode:
         actor_name=row["actor_name"],
         from_state=row["from_state"],
         to_state=row["to_state"],
+        to_state_label=STATE_LABELS.get(row["to_state"]) if row["to_state"] else None,
         note=row["note"],
         data=row["data"],
     )

@@ -294,7 +294,7 @@ async function openTicket(id, quiet) {
             "div",
             { class: "muted small" },
             n.actor_type === "system" ? t("system") : n.actor_name || n.actor_id || "",
-            n.to_state && n.to_state !== n.from_state ? ` → ${n.to_state}` : "",
+            n.to_state && n.to_state !== n.from_state ? ` → ${n.to_state_label || n.to_state}` : "",
             n.data && n.data.to ? ` → ${n.data.to}` : "",
             n.data && n.data.queue_id ? ` → ${state.queues[n.data.queue_id] || n.data.queue_id}` : "",
           ),
