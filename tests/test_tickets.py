@@ -381,6 +381,16 @@ async def test_stalled_tickets_warn_supervisors_once(make_desk: MakeDesk) -> Non
 async def test_screen_pop_shows_the_customers_open_tickets(make_desk: MakeDesk) -> None:
     desk = await make_desk()
     tid = (await _ticket(desk))["id"]
+    comp = {
+        "customer_phone": "13812341234",
+        "order_no": SHIPPED,
+        "items": [{"sku": "SKU10002", "qty": 1}],
+        "scene": "defect",
+        "asset_type": "coupon",
+        "amount": 800,
+        "reason": "瑕疵",
+    }
+    cid = (await desk.ok("POST", "/api/v1/compensations", "agent1", comp))["id"]
     ag = await desk.agent("agent2", ["sales"])
     cust = await desk.customer("u1001")
     await cust.ok("chat.start", {"entry_point": "home", "queue_id": "sales"})
@@ -388,6 +398,11 @@ async def test_screen_pop_shows_the_customers_open_tickets(make_desk: MakeDesk) 
     tickets = offer["screen_pop"]["cases"]["tickets"]
     assert [t["id"] for t in tickets] == [tid]
     assert tickets[0]["customer_status"] == "退款中"
+    assert tickets[0]["status_label"] == "部分退款 · 待审核"
+    comps = offer["screen_pop"]["cases"]["compensations"]
+    assert [(c["id"], c["status"], c["status_label"]) for c in comps] == [
+        (cid, "pending_review", "待审核")
+    ]
 
 
 async def test_open_api_creates_and_queries_tickets_with_scoped_keys(make_desk: MakeDesk) -> None:

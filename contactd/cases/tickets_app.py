@@ -11,6 +11,7 @@ from aiohttp import web
 
 # the case REST routes register themselves on import (app.py installs the registry)
 from contactd.api import routes_audit, routes_dashboard, routes_tickets  # noqa: F401
+from contactd.cases.screenpop import compensations_provider
 from contactd.cases.tickets_service import TicketService
 from contactd.clock import Clock
 from contactd.errors import ContactdError
@@ -51,6 +52,7 @@ async def tickets_context(app: web.Application) -> AsyncIterator[None]:
     tickets = build_tickets(app)
     app[TICKETS] = tickets
     app[CASE_POP].providers["tickets"] = tickets.screen_pop
+    app[CASE_POP].providers.setdefault("compensations", compensations_provider(app[DB]))
     listeners = TicketListeners(app[SIO], tickets)
     unsubscribe = app[BUS].subscribe(listeners.on_event)
     task = asyncio.create_task(
