@@ -9,6 +9,8 @@ Anything else answers 404, exactly like a ticket that does not exist (no IDOR).
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +31,7 @@ from contactd.keys import AUTH, CHAT, TICKETS, VISITORS
 from contactd.sessions.models import SessionRecord
 
 E = ErrorCode
+B = TypeVar("B", bound=BaseModel)
 AUTH_ERRORS = (E.unauthenticated, E.token_expired, E.forbidden)
 TAG = "tickets"
 EXAMPLE = {
@@ -104,6 +107,15 @@ async def _ticket(request: web.Request, who: Principal) -> TicketView:
     if not _readable(who, t):
         raise ContactdError(E.ticket_not_found, "no such ticket")
     return t
+
+
+async def _with_ticket(
+    request: web.Request, permission: str, body_model: type[B]
+) -> tuple[Principal, Actor, TicketView, B]:
+    """The caller (with ``permission``), as an actor, the ticket they may see, the body."""
+    who = await principal(request, permission)
+    body = await read_body(request, body_model)
+    return who, await _actor(request, who), await _ticket(request, who), body
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -342,12 +354,8 @@ async def ticket_claim(request: web.Request) -> web.Response:
 async def ticket_act(request: web.Request) -> web.Response:
     """Only the ticket's owner (or a system with the tickets.handle scope) may act; the
     action must be one of the ticket's ``actions``."""
-    who = await principal(request, "tickets.handle")
-    body = await read_body(request, ActionBody)
-    t = await _ticket(request, who)
-    view = await request.app[TICKETS].act(
-        await _actor(request, who), t.id, body.action, body.note, body.version
-    )
+    _who, actor, t, body = await _with_ticket(request, "tickets.handle", ActionBody)
+    view = await request.app[TICKETS].act(actor, t.id, body.action, body.note, body.version)
     return json_model(view)
 
 
@@ -362,10 +370,8 @@ async def ticket_act(request: web.Request) -> web.Response:
     errors=(*AUTH_ERRORS, E.ticket_not_found, E.ticket_not_owner, E.ticket_closed),
 )
 async def ticket_note(request: web.Request) -> web.Response:
-    who = await principal(request, "tickets.handle")
-    body = await read_body(request, NoteBody)
-    t = await _ticket(request, who)
-    return json_model(await request.app[TICKETS].note(await _actor(request, who), t.id, body.text))
+    _who, actor, t, body = await _with_ticket(request, "tickets.handle", NoteBody)
+    return json_model(await request.app[TICKETS].note(actor, t.id, body.text))
 
 
 @api.route(
@@ -379,13 +385,8 @@ async def ticket_note(request: web.Request) -> web.Response:
     errors=(*AUTH_ERRORS, E.ticket_not_found, E.agent_not_found, E.ticket_closed, E.conflict),
 )
 async def ticket_assign(request: web.Request) -> web.Response:
-    who = await principal(request, "tickets.assign")
-    body = await read_body(request, AgentBody)
-    t = await _ticket(request, who)
-    view = await request.app[TICKETS].assign(
-        await _actor(request, who), t.id, body.agent_id, body.note
-    )
-    return json_model(view)
+    _who, actor, t, body = await _with_ticket(request, "tickets.assign", AgentBody)
+    return json_model(await request.app[TICKETS].assign(actor, t.id, body.agent_id, body.note))
 
 
 @api.route(
@@ -406,15 +407,10 @@ async def ticket_assign(request: web.Request) -> web.Response:
     ),
 )
 async def ticket_transfer(request: web.Request) -> web.Response:
-    who = await principal(request, "tickets.transfer")
-    body = await read_body(request, AgentBody)
-    t = await _ticket(request, who)
+    who, actor, t, body = await _with_ticket(request, "tickets.transfer", AgentBody)
+    any_owner = who.can("tickets.assign")
     view = await request.app[TICKETS].transfer(
-        await _actor(request, who),
-        t.id,
-        body.agent_id,
-        body.note,
-        any_owner=who.can("tickets.assign"),
+        actor, t.id, body.agent_id, body.note, any_owner=any_owner
     )
     return json_model(view)
 
@@ -430,13 +426,8 @@ async def ticket_transfer(request: web.Request) -> web.Response:
     errors=(*AUTH_ERRORS, E.ticket_not_found, E.unknown_queue, E.ticket_closed, E.conflict),
 )
 async def ticket_dispatch(request: web.Request) -> web.Response:
-    who = await principal(request, "tickets.dispatch")
-    body = await read_body(request, DispatchBody)
-    t = await _ticket(request, who)
-    view = await request.app[TICKETS].dispatch(
-        await _actor(request, who), t.id, body.queue_id, body.note
-    )
-    return json_model(view)
+    _who, actor, t, body = await _with_ticket(request, "tickets.dispatch", DispatchBody)
+    return json_model(await request.app[TICKETS].dispatch(actor, t.id, body.queue_id, body.note))
 
 
 @api.route(
