@@ -19,13 +19,15 @@ from contactd.api.registry import api
 from contactd.auth.models import Principal
 from contactd.cases.tickets_models import (
     Action,
+    Actor,
     CustomerTicket,
     PoolSummary,
     TicketDetail,
+    TicketDraft,
     TicketPrefill,
     TicketView,
+    actor_of,
 )
-from contactd.cases.tickets_service import Actor, TicketDraft, actor_of
 from contactd.errors import ContactdError, ErrorCode
 from contactd.keys import AUTH, CHAT, TICKETS, VISITORS
 from contactd.sessions.models import SessionRecord

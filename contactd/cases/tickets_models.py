@@ -13,10 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contactd.auth.models import Principal
 from contactd.cases.tickets_config import TicketType
 from contactd.directory.models import Sku
 
 T = TicketType
+MAX_PRIORITY = 9
 TicketState = Literal[
     "pending_review",  # 待审核
     "approved",  # 审核通过
@@ -321,3 +323,39 @@ def types_for_order(status: str | None) -> list[TicketType]:
         for t, allowed in ORDER_STATUSES.items()
         if (allowed is None) or (status is not None and status in allowed)
     ]
+
+
+class TicketDraft(BaseModel):
+    """A new ticket. From a session, the customer and order come from it when omitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: TicketType
+    order_no: str | None = Field(default=None, min_length=1, max_length=64)
+    items: list[TicketItem] = Field(default_factory=list, max_length=100)
+    amount: int | None = Field(
+        default=None, ge=0, le=100_000_000, description="fen; refund: the order total"
+    )
+    reason: str = Field(min_length=1, max_length=1000)
+    priority: int = Field(default=0, ge=0, le=MAX_PRIORITY)
+    queue_id: str | None = Field(default=None, max_length=64)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+    customer_phone: str | None = Field(default=None, min_length=5, max_length=32)
+    session_id: str | None = Field(default=None, max_length=32)
+
+
+class Actor(BaseModel):
+    """Who acts: staff, an API key, the system, or a customer (from the widget)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["staff", "api_key", "system", "customer"]
+    id: str | None
+    name: str | None
+    principal: Principal | None = None
+
+
+SYSTEM = Actor(kind="system", id=None, name="系统 System")
+
+
+def actor_of(who: Principal, display_name: str | None = None) -> Actor:
+    return Actor(kind=who.kind, id=who.name, name=display_name or who.name, principal=who)

@@ -1,38 +1,29 @@
-"""After-sales ticket use cases: create (from a session or the open API, checked against the
-directory order), the pool and claiming, assign / transfer / dispatch, state-machine
-actions, priority, customer urging, stall warnings.
-
-Every change is one write transaction that checks and bumps the ticket's ``version``
-(so two people acting at once: one wins, the other gets ``ticket_changed``), appends a
-timeline node and an audit entry (before/after), then publishes a bus event.
+"""After-sales ticket use cases: create (from a session or the open API, checked against
+the directory order), the new-ticket prefill for a chat, claiming from a pool, assign /
+transfer / dispatch, state-machine actions, notes, priority, customer urging and stall
+warnings. The write path they share is :class:`~contactd.cases.tickets_core.TicketCore`.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contactd.auth.audit import AuditLog
-from contactd.auth.models import Principal
-from contactd.bus import Bus
 from contactd.cases import tickets_repository as repo
 from contactd.cases.tickets_config import TicketType
+from contactd.cases.tickets_core import TicketCore
 from contactd.cases.tickets_events import TicketChanged, TicketStalled, TicketUrged
 from contactd.cases.tickets_models import (
-    FINAL_STATES,
+    MAX_PRIORITY,
     ORDER_STATUSES,
+    SYSTEM,
+    Actor,
     CustomerTicket,
-    PoolSummary,
     PrefillOrder,
     TicketDetail,
+    TicketDraft,
     TicketItem,
     TicketPrefill,
     TicketView,
@@ -40,123 +31,16 @@ from contactd.cases.tickets_models import (
     types_for_order,
 )
 from contactd.cases.tickets_rules import AUTO_NOTES, auto_actions, check_items
-from contactd.clock import Clock
-from contactd.directory.base import Directory
 from contactd.directory.models import Customer
 from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions.models import SessionRecord
-from contactd.settings import Settings
 from contactd.storage.db import write_transaction
 
 log = logging.getLogger(__name__)
 E = ErrorCode
-MAX_PRIORITY = 9
-NameOf = Callable[[str], Awaitable[tuple[str, frozenset[str]] | None]]
 
 
-class TicketDraft(BaseModel):
-    """A new ticket. From a session, the customer and order come from it when omitted."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: TicketType
-    order_no: str | None = Field(default=None, min_length=1, max_length=64)
-    items: list[TicketItem] = Field(default_factory=list, max_length=100)
-    amount: int | None = Field(
-        default=None, ge=0, le=100_000_000, description="fen; refund: the order total"
-    )
-    reason: str = Field(min_length=1, max_length=1000)
-    priority: int = Field(default=0, ge=0, le=MAX_PRIORITY)
-    queue_id: str | None = Field(default=None, max_length=64)
-    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
-    customer_phone: str | None = Field(default=None, min_length=5, max_length=32)
-    session_id: str | None = Field(default=None, max_length=32)
-
-
-class Actor(BaseModel):
-    """Who acts: staff, an API key, the system, or a customer (from the widget)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["staff", "api_key", "system", "customer"]
-    id: str | None
-    name: str | None
-    principal: Principal | None = None
-
-
-SYSTEM = Actor(kind="system", id=None, name="系统 System")
-
-
-def actor_of(who: Principal, display_name: str | None = None) -> Actor:
-    return Actor(kind=who.kind, id=who.name, name=display_name or who.name, principal=who)
-
-
-class TicketService:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        settings: Settings,
-        clock: Clock,
-        bus: Bus,
-        audit: AuditLog,
-        directory: Directory,
-        staff: NameOf,
-    ) -> None:
-        self._engine = engine
-        self._settings = settings
-        self._cfg = settings.tickets
-        self._clock = clock
-        self._bus = bus
-        self._audit = audit
-        self._directory = directory
-        self._staff = staff
-        self._tz = ZoneInfo(settings.timezone)
-        wanted = self._cfg.default_queue
-        if wanted is not None and settings.queue(wanted) is None:
-            raise ValueError(f"tickets.default_queue {wanted!r} is not a queue")
-
-    # --- reading -----------------------------------------------------------------------
-    @property
-    def _stall_ms(self) -> int:
-        return int(self._cfg.stall_after_s * 1000)
-
-    def _view(self, row: Mapping[Any, Any]) -> TicketView:
-        return repo.to_view(row, self._clock.now_ms(), self._stall_ms)
-
-    async def _row(self, conn: AsyncConnection, ticket_id: str) -> RowMapping:
-        row = await repo.get(conn, ticket_id)
-        if row is None:
-            raise ContactdError(E.ticket_not_found, "no such ticket")
-        return row
-
-    async def get(self, ticket_id: str) -> TicketView:
-        async with self._engine.connect() as conn:
-            return self._view(await self._row(conn, ticket_id))
-
-    async def detail(self, ticket_id: str) -> TicketDetail:
-        async with self._engine.connect() as conn:
-            row = await self._row(conn, ticket_id)
-            nodes = await repo.timeline(conn, ticket_id)
-        return TicketDetail(ticket=self._view(row), timeline=nodes)
-
-    async def search(self, **filters: Any) -> list[TicketView]:
-        async with self._engine.connect() as conn:
-            rows = await repo.search(conn, **filters)
-        return [self._view(r) for r in rows]
-
-    async def pools(self) -> list[PoolSummary]:
-        async with self._engine.connect() as conn:
-            found = {p.queue_id: p for p in await repo.pools(conn, self._clock.now_ms())}
-        queues = [q.id for q in self._settings.queues]
-        empty = [
-            PoolSummary(queue_id=q, count=0, oldest_created_at=None, oldest_age_s=None, urgent=0)
-            for q in queues
-            if q not in found
-        ]
-        return sorted(
-            [*found.values(), *empty],
-            key=lambda p: queues.index(p.queue_id) if p.queue_id in queues else len(queues),
-        )
-
+class TicketService(TicketCore):
     async def for_customer(
         self, customer_id: str | None, visitor_id: str | None
     ) -> list[CustomerTicket]:
@@ -211,17 +95,6 @@ class TicketService:
             ],
             types=list(TicketType),
         )
-
-    # --- creating ------------------------------------------------------------------------
-    def _new_id(self) -> str:
-        day = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=self._tz)
-        return f"T{day:%Y%m%d}-{secrets.token_hex(4).upper()}"
-
-    def _queue(self, wanted: str | None) -> str:
-        queue_id = wanted or self._cfg.default_queue or self._settings.queues[0].id
-        if self._settings.queue(queue_id) is None:
-            raise ContactdError(E.unknown_queue, f"no queue {queue_id!r}")
-        return queue_id
 
     async def _customer(self, draft: TicketDraft, session: SessionRecord | None) -> Customer | None:
         cid = draft.customer_id or (session.customer_id if session else None)
@@ -328,124 +201,6 @@ class TicketService:
         )
         return TicketDetail(ticket=view, timeline=nodes)
 
-    # --- changing ------------------------------------------------------------------------
-    async def _node(
-        self,
-        conn: AsyncConnection,
-        ticket_id: str,
-        actor: Actor,
-        action: str,
-        from_state: str | None,
-        to_state: str | None,
-        note: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        await repo.add_event(
-            conn,
-            ticket_id,
-            {
-                "at": self._clock.now_ms(),
-                "action": action,
-                "actor_type": actor.kind,
-                "actor_id": actor.id,
-                "actor_name": actor.name,
-                "from_state": from_state,
-                "to_state": to_state,
-                "note": note,
-                "data": data,
-            },
-        )
-
-    async def _record(
-        self,
-        conn: AsyncConnection,
-        actor: Actor,
-        action: str,
-        after: TicketView,
-        before: TicketView | None,
-    ) -> None:
-        extra = {"customer": actor.id} if actor.kind == "customer" else {}
-        await self._audit.record(
-            actor.principal,
-            action,
-            "ticket",
-            after.id,
-            before=before.model_dump(mode="json") if before else None,
-            after={**after.model_dump(mode="json"), **extra},
-            conn=conn,
-        )
-
-    async def _publish(self, event: BaseModel) -> None:
-        await self._bus.publish([event])
-
-    async def _change(
-        self,
-        ticket_id: str,
-        actor: Actor,
-        action: str,
-        check: Callable[[TicketView], dict[str, Any]],
-        *,
-        version: int | None = None,
-        note: str | None = None,
-        data: dict[str, Any] | None = None,
-        progress: bool = True,
-    ) -> TicketView:
-        """The one write path: read, ``check`` (raises, or returns the column changes),
-        conditional update, timeline node, audit; then the event."""
-        async with write_transaction(self._engine) as conn:
-            row = await self._row(conn, ticket_id)
-            before = self._view(row)
-            if version is not None and version != before.version:
-                raise ContactdError(
-                    E.ticket_changed,
-                    "the ticket changed since you loaded it: reload it",
-                    version=before.version,
-                )
-            changes = check(before)
-            now = self._clock.now_ms()
-            if progress:
-                changes.setdefault("updated_at", now)
-                if actor.kind == "staff" and before.first_action_at is None:
-                    changes.setdefault("first_action_at", now)
-            if changes.get("state") in FINAL_STATES:
-                changes["closed_at"] = now
-            if not await repo.update(conn, ticket_id, before.version, changes):
-                raise ContactdError(E.ticket_changed, "someone else changed the ticket first")
-            await self._node(
-                conn,
-                ticket_id,
-                actor,
-                action,
-                before.state,
-                changes.get("state", before.state),
-                note,
-                data,
-            )
-            after = self._view({**row, **changes, "version": before.version + 1})
-            await self._record(conn, actor, f"ticket.{action}", after, before)
-        await self._publish(
-            TicketChanged(
-                action=action,
-                ticket=after,
-                previous_owner_id=before.owner_id,
-                visitor_id=row["visitor_id"],
-            )
-        )
-        return after
-
-    def _may_act(self, actor: Actor, t: TicketView) -> None:
-        if t.final:
-            raise ContactdError(E.ticket_closed, f"the ticket is closed ({t.state_label})")
-        if actor.kind == "api_key":
-            return  # another system (after-sales, payment centre) reports progress
-        if t.owner_id != actor.id:
-            raise ContactdError(
-                E.ticket_not_owner,
-                "claim the ticket first"
-                if t.owner_id is None
-                else "only the ticket's owner may act on it",
-            )
-
     async def act(
         self,
         actor: Actor,
@@ -498,14 +253,6 @@ class TicketService:
             if exc.code is E.ticket_changed:  # lost the race
                 raise ContactdError(E.ticket_already_claimed, "someone claimed it first") from exc
             raise
-
-    async def _target(self, agent_id: str) -> str:
-        found = await self._staff(agent_id)
-        if found is None or "tickets.handle" not in found[1]:
-            raise ContactdError(
-                E.agent_not_found, f"{agent_id!r} is not an active staff member who handles tickets"
-            )
-        return found[0]
 
     async def assign(
         self, actor: Actor, ticket_id: str, agent_id: str, note: str | None = None
@@ -628,7 +375,6 @@ class TicketService:
             t for t in await self.for_customer(customer_id, visitor_id) if t.id == ticket_id
         )
 
-    # --- stall warnings ------------------------------------------------------------------
     async def warn_stalled(self) -> list[TicketView]:
         """Warn once per stall about every open ticket without progress for
         ``stall_after_s`` (a timeline node, and an event for owners and supervisors)."""
