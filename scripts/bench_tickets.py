@@ -50,7 +50,8 @@ from contactd.auth.audit import AuditLog
 from contactd.auth.models import Principal
 from contactd.bus import Bus
 from contactd.cases.tickets_config import TicketType
-from contactd.cases.tickets_service import Actor, TicketDraft, TicketService
+from contactd.cases.tickets_models import Actor, TicketDraft
+from contactd.cases.tickets_service import TicketService
 from contactd.clock import SystemClock
 from contactd.directory.demo import seed_demo_directory
 from contactd.directory.embedded import EmbeddedDirectory
