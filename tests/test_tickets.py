@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from contactd.cases.tickets_config import TicketType
-from contactd.cases.tickets_models import FINAL_STATES, TRANSITIONS, next_state
+from contactd.cases.tickets_models import FINAL_STATES, TRANSITIONS, customer_status, next_state
 from tests import test_chat_sockets, tickets_helpers
 from tests.chat_helpers import wait_for
 from tests.tickets_helpers import Desk, MakeDesk
@@ -494,3 +494,71 @@ async def test_prefill_offers_the_chats_customer_orders_and_allowed_types(
     assert await desk.error("GET", f"{T}/prefill?session_id={sid}", "agent2") == (404, "not_found")
     assert (await desk.error("GET", f"{T}/prefill", "agent1"))[1] == "validation_failed"
     assert await desk.error("GET", f"{T}/prefill?session_id={sid}", "qa1") == (403, "forbidden")
+
+
+NEW_OF_TYPE: dict[str, dict[str, Any]] = {
+    "refund": {"order_no": PICKING},
+    "partial_refund": {
+        "order_no": COMPLETED,
+        "items": [{"sku": "SKU10018", "qty": 1}],
+        "amount": 990,
+    },
+    "return_refund": {
+        "order_no": DELIVERED,
+        "items": [{"sku": "SKU10004", "qty": 1}],
+        "amount": 39900,
+    },
+    "reshipment": {"order_no": COMPLETED, "items": [{"sku": "SKU10007", "qty": 1}]},
+    "exchange": {"order_no": DELIVERED, "items": [{"sku": "SKU10004", "qty": 1}]},
+    "compensation": {"order_no": SHIPPED, "amount": 500},
+    "complaint": {"customer_id": "u1001"},
+}
+
+
+async def test_every_type_walks_its_path_over_rest_and_refuses_the_rest(
+    make_desk: MakeDesk,
+) -> None:
+    desk = await make_desk()
+    every_action = {a for graph in TRANSITIONS.values() for (_s, a) in graph}
+    for kind in TicketType:
+        body = {"type": kind.value, "reason": "测试", **NEW_OF_TYPE[kind.value]}
+        t = (await desk.ok("POST", T, "agent1", body))["ticket"]
+        tid = t["id"]
+        assert t["state"] == "pending_review", kind
+        await desk.ok("POST", f"{T}/{tid}/claim", "agent1")
+        seen = []
+        while not t["final"]:
+            seen.append(t["customer_status"])
+            assert t["customer_status"] == customer_status(kind, t["state"])
+            for wrong in sorted(every_action - set(t["actions"]))[:3]:
+                status, code = await desk.error(
+                    "POST", f"{T}/{tid}/actions", "agent1", {"action": wrong}
+                )
+                assert (status, code) == (409, "ticket_invalid_transition"), (kind, wrong)
+            step = next(a for a in t["actions"] if a not in ("reject", "cancel"))
+            t = await desk.ok("POST", f"{T}/{tid}/actions", "agent1", {"action": step})
+        assert t["state"] in FINAL_STATES - {"rejected", "cancelled"}, kind
+        assert t["customer_status"] == customer_status(kind, t["state"]) and t["actions"] == []
+        detail = await desk.ok("GET", f"{T}/{tid}", "agent1")
+        assert len(detail["timeline"]) == len(seen) + 2  # create, claim, every step
+
+
+async def test_reject_and_cancel_end_a_ticket_for_the_customer_too(make_desk: MakeDesk) -> None:
+    desk = await make_desk()
+    a = (await _ticket(desk))["id"]
+    b = (await _ticket(desk, type="return_refund", amount=12800))["id"]
+    for tid in (a, b):
+        await desk.ok("POST", f"{T}/{tid}/claim", "agent1")
+    rejected = await desk.ok(
+        "POST", f"{T}/{a}/actions", "agent1", {"action": "reject", "note": "照片不清楚"}
+    )
+    assert rejected["state"] == "rejected" and rejected["customer_status"] == "申请未通过"
+    await desk.ok("POST", f"{T}/{b}/actions", "agent1", {"action": "approve"})
+    await desk.ok("POST", f"{T}/{b}/actions", "agent1", {"action": "start_pickup"})
+    cancelled = await desk.ok("POST", f"{T}/{b}/actions", "agent1", {"action": "cancel"})
+    assert cancelled["customer_status"] == "已取消" and cancelled["final"]
+    # a closed ticket no longer blocks a new one of its type on the order
+    again = await _ticket(desk)
+    assert again["id"] not in (a, b)
+    note = (await desk.ok("GET", f"{T}/{a}", "agent1"))["timeline"][-1]
+    assert (note["action"], note["note"]) == ("reject", "照片不清楚")

@@ -44,10 +44,10 @@ class TicketListeners:
         if event.action in _MOVES or t.final:
             pools = [dump(p) for p in await self.tickets.pools()]
             await self.sio.emit("tickets.pool", {"pools": pools}, namespace="/agent")
-        if event.visitor_id or t.customer_id:
+        if event.visitor_id:  # the chat's visitor follows it live in the widget
             mine = await self.tickets.for_customer(t.customer_id, event.visitor_id)
             view = next((c for c in mine if c.id == t.id), None)
-            if view is not None and event.visitor_id:
+            if view is not None:
                 await self.sio.emit(
                     "ticket.updated",
                     {"ticket": dump(view)},
