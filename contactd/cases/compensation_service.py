@@ -22,20 +22,20 @@ from contactd.bus import Bus
 from contactd.cases import compensation_store as store
 from contactd.cases.compensation_config import CompensationPolicy, CompensationSettings
 from contactd.cases.compensation_events import CompensationChanged, PayoutsDue
+from contactd.cases.compensation_facts import OrderFacts
 from contactd.cases.compensation_models import (
     BatchBody,
     BatchOut,
     BatchResult,
     CompensationCreate,
     CompensationEdit,
-    CompensationFields,
     CompensationView,
-    Item,
     QuoteBody,
     QuoteOut,
     Stage,
     Status,
 )
+from contactd.cases.compensation_policy import PolicyStore
 from contactd.cases.compensation_rules import (
     Route,
     basis_of,
@@ -53,9 +53,8 @@ from contactd.directory.base import Directory
 from contactd.directory.models import normalize_phone
 from contactd.errors import ContactdError, ErrorCode
 from contactd.storage.db import write_transaction
-from contactd.storage.tables import compensation_policy, compensations, payouts, service_sessions
+from contactd.storage.tables import compensations, payouts
 
-UNKNOWN_REGION = "-"
 API_ROLE_GROUP = "api"
 
 
@@ -83,58 +82,20 @@ class CompensationService:
         self._clock = clock
         self._bus = bus
         self._audit = audit
-        self._directory = directory
         self._tz = ZoneInfo(timezone)
+        self._policies = PolicyStore(engine, cfg.policy, clock, audit)
+        self._orders = OrderFacts(engine, directory)
 
     # --- policy --------------------------------------------------------------------------
 
     async def policy(self, conn: AsyncConnection | None = None) -> tuple[CompensationPolicy, int]:
         """The policy in force and its version (0 = the configuration file's)."""
-        stmt = sa.select(compensation_policy).where(compensation_policy.c.id == 1)
-        if conn is None:
-            async with self._engine.connect() as own:
-                row = (await own.execute(stmt)).mappings().first()
-        else:
-            row = (await conn.execute(stmt)).mappings().first()
-        if row is None:
-            return self._cfg.policy, 0
-        return CompensationPolicy.model_validate(row["data"]), int(row["version"])
+        return await self._policies.get(conn)
 
     async def set_policy(
         self, policy: CompensationPolicy, version: int, ctx: AuditContext
     ) -> tuple[CompensationPolicy, int]:
-        who = ctx.actor.name if ctx.actor else "system"
-        async with write_transaction(self._engine) as conn:
-            before, current = await self.policy(conn)
-            if current != version:
-                raise store.version_conflict(current)
-            data: dict[str, Any] = policy.model_dump(mode="json")
-            values = {
-                "version": current + 1,
-                "data": data,
-                "updated_at": self._clock.now_ms(),
-                "updated_by": who,
-            }
-            if current == 0:
-                await conn.execute(sa.insert(compensation_policy).values(id=1, **values))
-            else:
-                await conn.execute(
-                    sa.update(compensation_policy)
-                    .where(compensation_policy.c.id == 1, compensation_policy.c.version == current)
-                    .values(**values)
-                )
-            await self._audit.record(
-                ctx.actor,
-                "compensation.policy_changed",
-                "compensation_policy",
-                "1",
-                before=before.model_dump(mode="json"),
-                after=data,
-                ip=ctx.ip,
-                request_id=ctx.request_id,
-                conn=conn,
-            )
-        return policy, current + 1
+        return await self._policies.put(policy, version, ctx)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -160,104 +121,9 @@ class CompensationService:
         policy, _ = await self.policy()
         if policy.scene(body.scene) is None:
             raise ContactdError(ErrorCode.validation_failed, f"unknown scene {body.scene!r}")
-        items = await self._order_items(body.order_no, body.items, all_when_empty=True)
+        items = await self._orders.items(body.order_no, body.items, all_when_empty=True)
         amount, rule = quote(policy, body.scene, basis_of(items))
         return QuoteOut(scene=body.scene, basis=basis_of(items), amount=amount, rule=rule)
-
-    # --- checks against the directory and the session --------------------------------------
-
-    async def _order_items(
-        self, order_no: str, wanted: list[Item], *, all_when_empty: bool
-    ) -> list[Item]:
-        """``wanted`` checked against the order's lines (sku on it, qty not above what
-        was bought), with names and paid amounts filled in from the order."""
-        order = await self._directory.order(order_no)
-        if order is None:
-            raise ContactdError(ErrorCode.validation_failed, f"unknown order {order_no!r}")
-        lines = {str(line.sku): line for line in order.items}
-        if not wanted and all_when_empty:
-            wanted = [Item(sku=line.sku, qty=line.qty) for line in order.items]
-        out: list[Item] = []
-        for item in wanted:
-            line = lines.get(item.sku)
-            if line is None:
-                raise ContactdError(
-                    ErrorCode.validation_failed, f"{item.sku!r} is not on order {order_no}"
-                )
-            if item.qty > line.qty:
-                raise ContactdError(
-                    ErrorCode.validation_failed,
-                    f"order {order_no} has {line.qty} of {item.sku!r}, not {item.qty}",
-                )
-            paid = line.amount * item.qty // line.qty
-            out.append(Item(sku=item.sku, name=line.name, qty=item.qty, amount=paid))
-        return out
-
-    async def _facts(self, fields: CompensationFields, known_phone: str | None) -> dict[str, Any]:
-        """Customer, region and items as the directory knows them. Without a phone in the
-        form, the one ``known_phone`` (the chat's customer, the order being edited)."""
-        given = fields.customer_phone or known_phone
-        if not given:
-            raise ContactdError(
-                ErrorCode.validation_failed,
-                "customer_phone is required (the chat's customer is not identified)",
-            )
-        phone = normalize_phone(given)
-        if len(phone) < 5:
-            raise ContactdError(ErrorCode.validation_failed, "customer_phone is not a number")
-        customer = await self._directory.customer_by_phone(phone)
-        items = list(fields.items)
-        if fields.order_no:
-            order = await self._directory.order(fields.order_no)
-            if order is None:
-                raise ContactdError(
-                    ErrorCode.validation_failed, f"unknown order {fields.order_no!r}"
-                )
-            if customer is not None and order.customer_id != customer.id:
-                raise ContactdError(
-                    ErrorCode.validation_failed,
-                    f"order {fields.order_no} does not belong to this customer",
-                )
-            items = await self._order_items(fields.order_no, items, all_when_empty=False)
-            if fields.asset_type != "coupon" and fields.amount > order.total:
-                raise ContactdError(
-                    ErrorCode.validation_failed,
-                    f"the amount is above what the customer paid for order {fields.order_no}",
-                )
-        elif items:
-            raise ContactdError(ErrorCode.validation_failed, "items need the order_no")
-        region = fields.region or (
-            customer.region.province if customer and customer.region else UNKNOWN_REGION
-        )
-        return {
-            "customer_phone": phone,
-            "customer_id": customer.id if customer else None,
-            "region": region,
-            "order_no": fields.order_no,
-            "after_sales_no": fields.after_sales_no,
-            "items": [i.model_dump() for i in items],
-            "scene": fields.scene,
-            "asset_type": fields.asset_type.value,
-            "amount": fields.amount,
-            "reason": fields.reason,
-            "attachments": [a.model_dump() for a in fields.attachments],
-        }
-
-    async def _session_phone(self, session_id: str, who: Principal) -> str | None:
-        """Check the caller served the session; the customer's phone, when known."""
-        s = service_sessions.c
-        stmt = sa.select(s.agents, s.customer_id, s.customer_phone).where(s.id == session_id)
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        if row is None:
-            raise ContactdError(ErrorCode.validation_failed, f"unknown session {session_id!r}")
-        if not who.can("compensation.view") and who.name not in (row.agents or []):
-            raise ContactdError(ErrorCode.forbidden, "you did not serve this session")
-        if row.customer_id:
-            customer = await self._directory.customer(row.customer_id)
-            if customer is not None:
-                return customer.phone
-        return str(row.customer_phone) if row.customer_phone else None
 
     def _role_group(self, who: Principal) -> str:
         return who.role or API_ROLE_GROUP if who.kind == "staff" else API_ROLE_GROUP
@@ -281,8 +147,8 @@ class CompensationService:
         assert who is not None
         policy, _ = await self.policy()
         scene = check_fields(policy, body)
-        known = await self._session_phone(body.session_id, who) if body.session_id else None
-        facts = await self._facts(body, known)
+        known = await self._orders.session_phone(body.session_id, who) if body.session_id else None
+        facts = await self._orders.facts(body, known)
         route = review_route(
             policy,
             region=facts["region"],
@@ -542,7 +408,7 @@ class CompensationService:
         scene = check_fields(policy, body)
         async with self._engine.connect() as conn:
             known = (await store.fetch(conn, order_id))["customer_phone"]
-        facts = await self._facts(body, known)
+        facts = await self._orders.facts(body, known)
 
         async def decide(
             conn: AsyncConnection,

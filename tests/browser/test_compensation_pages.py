@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from contactd.auth.visitors import sign_identity
 from tests.browser.conftest import DEMO_PASSWORD, Pages, Server
-from tests.browser.test_chat_pages import accept_offer, go_available, sign_in, start_chat
+from tests.browser.test_chat_pages import PNG, accept_offer, go_available, sign_in, start_chat
 
 ORDER_NO = "O2026112300000001"  # u1001 张三's earphones, ¥199.00
 
@@ -50,6 +50,11 @@ def test_chat_to_compensation_reviewed_paid_once_and_shown_to_the_customer(
     sign_in(agent, "agent1")
     go_available(agent)
     session_id = accept_offer(agent)
+    # the customer sends a photo of the fault: evidence for the order
+    customer.locator('input[type="file"]').set_input_files(
+        files=[{"name": "earbud.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    expect(agent.locator("#messages li.msg.customer img")).to_have_count(1)
 
     # the agent opens the form from the chat: customer and order come from the session
     agent.get_by_test_id("open-compensation").click()
@@ -64,6 +69,7 @@ def test_chat_to_compensation_reviewed_paid_once_and_shown_to_the_customer(
     expect(form.get_by_test_id("comp-amount")).to_have_value("59.70")
     form.get_by_test_id("comp-amount").fill("150")  # above ¥100: finance must approve too
     form.get_by_test_id("comp-reason").fill("耳机左耳无声，客户不退货，补偿余额")
+    expect(form.get_by_test_id("comp-evidence").locator("input:checked")).to_have_count(1)
     form.get_by_test_id("comp-submit").click()
     expect(agent.get_by_test_id("toast").filter(has_text="已提交")).to_be_visible()
     expect(form).to_have_count(0)
@@ -73,11 +79,17 @@ def test_chat_to_compensation_reviewed_paid_once_and_shown_to_the_customer(
     ]
     assert (order["amount"], order["customer_id"], order["order_no"]) == (15_000, "u1001", ORDER_NO)
     assert order["needs_l1"] and order["needs_l2"]
+    [photo] = order["attachments"]
+    assert photo["name"] == "earbud.png" and "/api/v1/im/attachments/" in photo["url"]
 
     # the reviewer (L1) approves on the review page
     reviewer = staff_page(pages, "reviewer", "/review", "review1")
     row = reviewer.locator(f'[data-testid="comp-row"][data-id="{order["id"]}"]')
     expect(row.get_by_test_id("row-stage")).to_contain_text("一级")
+    row.locator("td.mono").click()  # the details: the photo is there to look at
+    expect(reviewer.get_by_test_id("comp-attachments").get_by_role("link")).to_have_text(
+        "earbud.png"
+    )
     row.get_by_test_id("row-approve").click()
     expect(row.get_by_test_id("row-stage")).to_contain_text("二级")
     expect(row.get_by_test_id("row-approve")).to_have_count(0)  # L2 is not the reviewer's

@@ -17,6 +17,7 @@ const TEXT = {
     amount: "赔付金额（元）",
     calc: "按标准计算",
     reason: "赔付原因",
+    evidence: "凭证（会话中的图片和文件）",
     submit: "提交审核",
     cancel: "取消",
     created: "赔付单 {id} 已提交：{status}",
@@ -48,6 +49,7 @@ const TEXT = {
     amount: "Amount (yuan)",
     calc: "Standard amount",
     reason: "Reason",
+    evidence: "Evidence (images and files from the chat)",
     submit: "Submit for review",
     cancel: "Cancel",
     created: "Compensation {id} submitted: {status}",
@@ -112,6 +114,19 @@ function render(dialog, auth, sessionId, prefill, scenes) {
   const hint = h("div", { class: "muted small comp-hint", "data-testid": "comp-hint" });
   const calc = h("button", { type: "button", class: "btn small", "data-testid": "comp-calc" }, TEXT.calc);
   const reason = h("textarea", { name: "reason", rows: 3, required: true, maxlength: 2000, "data-testid": "comp-reason" });
+  // evidence: the images and files exchanged in this chat, as the transcript shows them
+  const seen = new Set();
+  const evidence = [...document.querySelectorAll("#messages .bubble a[href]")]
+    .map((a) => ({ url: a.getAttribute("href"), name: (a.querySelector("img")?.alt || a.textContent || "").replace(/^\[[^\]]*\]\s*/, "").slice(0, 255) || "attachment" }))
+    .filter((x) => x.url && !seen.has(x.url) && seen.add(x.url))
+    .slice(0, 20);
+  const evidenceBox = h(
+    "div",
+    { class: "comp-items", "data-testid": "comp-evidence" },
+    evidence.map((x, i) =>
+      h("label", { class: "comp-item" }, h("input", { type: "checkbox", checked: true, "data-evidence": i }), h("span", { class: "grow" }, x.name)),
+    ),
+  );
   const phone = h("input", { name: "customer_phone", maxlength: 32, "data-testid": "comp-phone" });
   const error = h("div", { class: "form-error", role: "alert", hidden: true, "data-testid": "comp-error" });
 
@@ -179,6 +194,7 @@ function render(dialog, auth, sessionId, prefill, scenes) {
     h("label", { class: "field" }, h("span", null, TEXT.amount), h("div", { class: "comp-amount" }, amount, calc)),
     hint,
     h("label", { class: "field" }, h("span", null, TEXT.reason), reason),
+    evidence.length ? h("div", { class: "field" }, h("span", null, TEXT.evidence), evidenceBox) : null,
     error,
     h(
       "div",
@@ -197,6 +213,7 @@ function render(dialog, auth, sessionId, prefill, scenes) {
       amount: yuanToFen(amount.value),
       reason: reason.value.trim(),
       items: orderSel.value ? chosenItems() : [],
+      attachments: [...evidenceBox.querySelectorAll("input[data-evidence]:checked")].map((c) => evidence[Number(c.dataset.evidence)]),
     };
     if (orderSel.value) body.order_no = orderSel.value;
     if (afterSales.value.trim()) body.after_sales_no = afterSales.value.trim();

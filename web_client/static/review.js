@@ -23,6 +23,7 @@ const T = {
   live: LANG === "en" ? "Live" : "实时",
   offline: LANG === "en" ? "Reconnecting" : "重连中",
   reason: LANG === "en" ? "Reason" : "赔付原因",
+  evidence: LANG === "en" ? "Evidence" : "凭证",
   items: LANG === "en" ? "Items" : "赔付商品",
   history: LANG === "en" ? "History" : "处理记录",
   order: LANG === "en" ? "Order" : "订单",
@@ -141,6 +142,10 @@ function detailRow(r) {
       h("div", null, h("b", null, T.order), ` ${r.order_no || "—"}${r.after_sales_no ? ` · ${r.after_sales_no}` : ""}`),
       r.items.length ? h("div", null, h("b", null, T.items), " ", r.items.map((i) => `${i.name || i.sku} ×${i.qty}`).join("，")) : null,
       h("div", null, h("b", null, T.reason), ` ${r.reason}`),
+      r.attachments.length
+        ? h("div", { "data-testid": "comp-attachments" }, h("b", null, T.evidence), " ",
+            r.attachments.map((a) => h("a", { href: a.url, target: "_blank", rel: "noopener", class: "comp-att" }, a.name)))
+        : null,
       r.reject_reason ? h("div", { class: "row-error" }, r.reject_reason) : null,
       h("div", null, h("b", null, T.history)),
       history,
