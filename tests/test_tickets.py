@@ -322,6 +322,10 @@ async def test_customer_sees_status_and_urges_with_throttle(make_desk: MakeDesk)
         (tid, "退款中", True)
     ]
     assert "customer_phone" not in listed["items"][0]  # only the simple view
+    assert [(s["label"], s["current"]) for s in listed["items"][0]["steps"]] == [
+        ("退款中", True),
+        ("退款成功 已到账", False),
+    ]
     assert (await desk.call("GET", "/api/v1/im/tickets"))[0] == 401
 
     await desk.ok("POST", f"{T}/{tid}/claim", "agent1")
@@ -353,6 +357,7 @@ async def test_customer_sees_status_and_urges_with_throttle(make_desk: MakeDesk)
     pushed = await cust.wait(
         "ticket.updated", lambda d: d["ticket"]["status"] == "退款成功 已到账", since=mark
     )
+    assert [s["done"] for s in pushed["ticket"]["steps"]] == [True, True]
     assert pushed["ticket"]["final"] and not pushed["ticket"]["can_urge"]
     status, closed = await desk.call("POST", f"/api/v1/im/tickets/{tid}/urge", auth=vauth)
     assert status == 409 and closed["error"]["code"] == "ticket_closed"

@@ -164,7 +164,12 @@ CUSTOMER_STATUS: dict[TicketType, dict[str, str]] = {
         "approved": "补货订单已生成",
         **_CUSTOMER_SHIP,
     },
-    T.exchange: {**_CUSTOMER_RETURN, **_CUSTOMER_SHIP},
+    T.exchange: {
+        **_CUSTOMER_RETURN,
+        "pending_review": "换货申请已受理",
+        "approved": "换货申请已通过",
+        **_CUSTOMER_SHIP,
+    },
     T.compensation: {
         "pending_review": "赔付审核中",
         "approved": "赔付审核通过",
@@ -199,6 +204,43 @@ def actions_from(ticket_type: TicketType, state: str) -> list[str]:
 
 def customer_status(ticket_type: TicketType, state: str) -> str:
     return CUSTOMER_STATUS[ticket_type].get(state) or _CUSTOMER_COMMON.get(state, "处理中")
+
+
+def happy_path(ticket_type: TicketType) -> list[str]:
+    """The states of the type's successful course, in order (never reject or cancel)."""
+    path, state = ["pending_review"], "pending_review"
+    while state not in FINAL_STATES:
+        state = next(
+            target
+            for (s, action), target in TRANSITIONS[ticket_type].items()
+            if s == state and action not in ("reject", "cancel")
+        )
+        path.append(state)
+    return path
+
+
+def customer_steps(ticket_type: TicketType, state: str) -> list[CustomerStep]:
+    """The whole course as the customer sees it (用户视角全流程): one step per distinct label
+    of the successful path, those passed marked done, the one the ticket is at current.
+    A rejected or cancelled ticket shows the steps it passed and then how it ended."""
+    path = happy_path(ticket_type)
+    labels: list[str] = []
+    at: dict[str, int] = {}
+    for s in path:
+        label = customer_status(ticket_type, s)
+        if not labels or labels[-1] != label:
+            labels.append(label)
+        at[s] = len(labels) - 1
+    if state in at:
+        here = at[state]
+        return [
+            CustomerStep(label=label, done=i < here or state in FINAL_STATES, current=i == here)
+            for i, label in enumerate(labels)
+        ]
+    return [
+        CustomerStep(label=labels[0], done=True, current=False),
+        CustomerStep(label=customer_status(ticket_type, state), done=True, current=True),
+    ]
 
 
 class _Model(BaseModel):
@@ -269,8 +311,14 @@ class TicketDetail(_Model):
     timeline: list[TimelineNode]
 
 
+class CustomerStep(_Model):
+    label: str
+    done: bool
+    current: bool
+
+
 class CustomerTicket(_Model):
-    """What the widget shows: the simple status only."""
+    """What the widget shows: the simple status and the course, never internal detail."""
 
     id: str
     type: TicketType
@@ -283,6 +331,7 @@ class CustomerTicket(_Model):
     updated_at: int
     can_urge: bool
     urge_available_at: int | None
+    steps: list[CustomerStep]
 
 
 class PoolSummary(_Model):

@@ -21,6 +21,7 @@ from contactd.cases.tickets_models import (
     TimelineNode,
     actions_from,
     customer_status,
+    customer_steps,
 )
 from contactd.directory.models import mask_phone
 from contactd.storage.tables import ticket_events, tickets
@@ -86,6 +87,7 @@ def to_customer(row: RowMapping, now: int, urge_ms: int) -> CustomerTicket:
         updated_at=row["updated_at"],
         can_urge=not final and available is None,
         urge_available_at=None if final else available,
+        steps=customer_steps(kind, state),
     )
 
 

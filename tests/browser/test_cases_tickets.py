@@ -70,6 +70,9 @@ def test_chat_to_ticket_claim_advance_and_customer_urges(pages: Pages, server: S
     card = customer.get_by_test_id("cd-ticket")
     expect(card).to_have_attribute("data-id", ticket_id)
     expect(card.get_by_test_id("cd-ticket-status")).to_have_text("赔付审核中")
+    steps = card.get_by_test_id("cd-ticket-steps").locator("li")
+    expect(steps).to_have_text(["赔付审核中", "赔付审核通过", "赔付发放中", "赔付成功 已到账"])
+    expect(steps.first).to_have_class("current")
 
     # the desk: the ticket waits in the after-sales pool; claiming moves it to my queue
     agent.goto("/cases")

@@ -28,6 +28,12 @@
     ".cd-ticket button{border:1px solid var(--accent);color:var(--accent);background:#fff;border-radius:14px;padding:2px 12px}",
     ".cd-ticket button:disabled{opacity:.5;cursor:default}",
     ".cd-back{border:0;background:none;color:var(--accent);padding:0 0 8px;font-size:13px}",
+    ".cd-steps{list-style:none;margin:8px 0 0;padding:0 0 0 10px;border-left:2px solid var(--line)}",
+    ".cd-steps li{position:relative;padding:1px 0 4px 10px;font-size:12px;color:var(--muted)}",
+    ".cd-steps li::before{content:'';position:absolute;left:-16px;top:6px;width:8px;height:8px;",
+    "border-radius:50%;background:#d0d5dd;border:2px solid #fff}",
+    ".cd-steps li.done{color:#1d2433}.cd-steps li.done::before{background:#12a150}",
+    ".cd-steps li.current{color:var(--accent);font-weight:600}.cd-steps li.current::before{background:var(--accent)}",
   ].join("");
 
   function el(tag, attrs, text) {
@@ -133,6 +139,11 @@
       top.appendChild(el("span", { class: "st", "data-testid": "cd-ticket-status" }, x.status));
       card.appendChild(top);
       card.appendChild(el("div", { class: "meta" }, (x.order_no ? T.order + " " + x.order_no + " · " : "") + (x.amount ? money(x.amount) : "") + " · " + x.id));
+      var steps = el("ol", { class: "cd-steps", "data-testid": "cd-ticket-steps" });
+      (x.steps || []).forEach(function (s) {
+        steps.appendChild(el("li", { class: s.current ? "current" : s.done ? "done" : "" }, s.label));
+      });
+      card.appendChild(steps);
       if (!x.final) {
         var row = el("div", { class: "row" });
         var wait = x.urge_available_at ? x.urge_available_at - Date.now() : 0;
