@@ -394,3 +394,17 @@ async def test_openapi_documents_the_open_api_with_examples(api: Api) -> None:
     assert "idempotency_in_progress" in create["responses"]["409"]["description"]
     assert "/api/v1/compensations/{compensation_id}" in doc["paths"]
     assert "/api/v1/webhook-deliveries" in doc["paths"]
+
+
+async def test_the_phone_is_masked_for_callers_without_pii_view(api: Api) -> None:
+    s, created, _ = await api.call("POST", "/api/v1/compensations", "ag1", BODY)
+    assert s == 201 and created["customer_phone"] == "138****8000"
+    oid = created["id"]
+    for who in ("ag1", "rev1", "fin1"):
+        _, seen, _ = await api.call("GET", f"/api/v1/compensations/{oid}", who)
+        assert seen["customer_phone"] == "138****8000", who
+    _, page, _ = await api.call("GET", "/api/v1/compensations", "rev1")
+    assert page["items"][0]["customer_phone"] == "138****8000"
+    for who in ("boss", "sup1"):  # pii.view
+        _, seen, _ = await api.call("GET", f"/api/v1/compensations/{oid}", who)
+        assert seen["customer_phone"] == PHONE, who

@@ -30,6 +30,7 @@ from contactd.cases.compensation_models import (
     ReviewBody,
     Stage,
     Status,
+    masked,
 )
 from contactd.cases.compensation_store import ListFilter
 from contactd.cases.idempotency import check_key, request_hash
@@ -131,6 +132,11 @@ def _who(ctx: AuditContext) -> Principal:
     return ctx.actor
 
 
+def _out(view: CompensationView, who: Principal | None, status: int = 200) -> web.Response:
+    """An order as this caller may see it (the phone masked without ``pii.view``)."""
+    return json_model(masked(view, pii=bool(who and who.can("pii.view"))), status=status)
+
+
 @api.route(
     "POST",
     "/api/v1/compensations",
@@ -159,7 +165,7 @@ async def compensation_create(request: web.Request) -> web.Response:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         view = await comp.service.create(await read_body(request, CompensationCreate), ctx)
-        return json_model(view, status=201)
+        return _out(view, who, 201)
     key = check_key(key)
     owner = f"{who.kind}:{who.id}"
     digest = request_hash(request.method, request.path, await request.read())
@@ -172,14 +178,15 @@ async def compensation_create(request: web.Request) -> web.Response:
         body = await read_body(request, CompensationCreate)
 
         async def remember(conn: AsyncConnection, view: CompensationView) -> None:
-            payload = json.loads(view.model_dump_json())
+            shown = masked(view, pii=who.can("pii.view"))
+            payload = json.loads(shown.model_dump_json())
             await comp.idempotency.finish(conn, owner, key, 201, payload)
 
         view = await comp.service.create(body, ctx, on_created=remember)
     except BaseException:
         await comp.idempotency.release(owner, key)
         raise
-    return json_model(view, status=201)
+    return _out(view, who, 201)
 
 
 @api.route(
@@ -222,7 +229,8 @@ async def compensation_list(request: web.Request) -> web.Response:
         offset=q.offset,
     )
     items, total = await request.app[COMPENSATION].service.search(f, who)
-    return json_model(CompensationPage(items=items, total=total))
+    pii = who.can("pii.view")
+    return json_model(CompensationPage(items=[masked(i, pii=pii) for i in items], total=total))
 
 
 @api.route(
@@ -236,7 +244,7 @@ async def compensation_list(request: web.Request) -> web.Response:
 async def compensation_get(request: web.Request) -> web.Response:
     who = await principal(request)
     view = await request.app[COMPENSATION].service.get(request.match_info["compensation_id"], who)
-    return json_model(view)
+    return _out(view, who)
 
 
 @api.route(
@@ -282,7 +290,7 @@ async def compensation_resubmit(request: web.Request) -> web.Response:
     ctx = await _ctx(request, "compensation.create")
     body = await read_body(request, CompensationEdit)
     service = request.app[COMPENSATION].service
-    return json_model(await service.resubmit(request.match_info["compensation_id"], body, ctx))
+    return _out(await service.resubmit(request.match_info["compensation_id"], body, ctx), ctx.actor)
 
 
 @api.route(
@@ -300,9 +308,8 @@ async def compensation_approve(request: web.Request) -> web.Response:
     ctx = await _ctx(request, "compensation.review")
     body = await read_body(request, ReviewBody)
     service = request.app[COMPENSATION].service
-    return json_model(
-        await service.approve(request.match_info["compensation_id"], body.version, ctx)
-    )
+    view = await service.approve(request.match_info["compensation_id"], body.version, ctx)
+    return _out(view, ctx.actor)
 
 
 @api.route(
@@ -323,7 +330,7 @@ async def compensation_reject(request: web.Request) -> web.Response:
     view = await service.reject(
         request.match_info["compensation_id"], body.version, body.comment, ctx
     )
-    return json_model(view)
+    return _out(view, ctx.actor)
 
 
 @api.route(
@@ -339,7 +346,9 @@ async def compensation_close(request: web.Request) -> web.Response:
     ctx = await _ctx(request)
     body = await read_body(request, ReviewBody)
     service = request.app[COMPENSATION].service
-    return json_model(await service.close(request.match_info["compensation_id"], body.version, ctx))
+    return _out(
+        await service.close(request.match_info["compensation_id"], body.version, ctx), ctx.actor
+    )
 
 
 @api.route(

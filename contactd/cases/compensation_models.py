@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contactd.cases.compensation_config import AssetType
+from contactd.directory.models import mask_phone
 
 Stage = Literal["l1", "l2"]
 PayoutState = Literal["pending", "succeeded", "failed"]
@@ -238,3 +239,11 @@ class DeliveryView(_Body):
     created_at: datetime
     next_attempt_at: datetime
     delivered_at: datetime | None
+
+
+def masked(view: CompensationView, *, pii: bool) -> CompensationView:
+    """The view as a caller without ``pii.view`` may see it: the phone masked
+    (``138****8000``), as everywhere else staff see customers."""
+    if pii:
+        return view
+    return view.model_copy(update={"customer_phone": mask_phone(view.customer_phone)})

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from contactd.auth.service import AuthService
 from contactd.bus import Bus
 from contactd.cases.compensation_events import CompensationChanged, CustomerNotified
+from contactd.cases.compensation_models import masked
 from contactd.errors import ContactdError, ErrorCode
 from contactd.metrics import Metrics
 from contactd.realtime.agent import agent_room
@@ -84,7 +85,8 @@ class CompensationListeners:
                 pass
 
     async def _changed(self, event: CompensationChanged) -> None:
-        payload = {"topic": event.topic, "compensation": dump(event.order)}
+        # staff screens: the phone masked, as in every customer panel
+        payload = {"topic": event.topic, "compensation": dump(masked(event.order, pii=False))}
         await self.sio.emit("compensation.updated", payload, room=VIEWERS, namespace=NAMESPACE)
         if event.creator_username:
             await self.sio.emit(
