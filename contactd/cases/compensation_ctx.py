@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from contactd.cases.compensation_app import compensation_running
+from contactd.cases.compensation_metrics import CompensationMetrics
 from contactd.keys import (
     AUDIT,
     AUTH,
@@ -25,9 +26,11 @@ from contactd.realtime import compensation as realtime
 async def compensation_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, bus = app[SETTINGS], app[BUS]
     unsubscribe = realtime.install(app[SIO], settings, app[METRICS], app[AUTH], bus)
+    unsubscribe_metrics = bus.subscribe(CompensationMetrics(app[METRICS].registry).observe)
     async with compensation_running(
         settings, app[DB], app[CLOCK], bus, app[AUDIT], app[DIRECTORY]
     ) as ctx:
         app[COMPENSATION] = ctx
         yield
+    unsubscribe_metrics()
     unsubscribe()
