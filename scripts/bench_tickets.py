@@ -94,6 +94,7 @@ async def bare_case(engine: AsyncEngine, worker: int, customer: str, lat: list[i
                 queue_id="presales",
                 customer_id=customer,
                 items=[],
+                attachments=[],
                 amount=0,
                 reason="bench",
                 urges=0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 
 from contactd.cases.tickets_config import TicketType
@@ -567,3 +568,55 @@ async def test_reject_and_cancel_end_a_ticket_for_the_customer_too(make_desk: Ma
     assert again["id"] not in (a, b)
     note = (await desk.ok("GET", f"{T}/{a}", "agent1"))["timeline"][-1]
     assert (note["action"], note["note"]) == ("reject", "照片不清楚")
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cf00000301010018dd8db40000000049454e44ae426082"
+)
+
+
+async def _upload(desk: Desk, visitor: str, sid: str, name: str) -> str:
+    form = aiohttp.FormData()
+    form.add_field("session_id", sid)
+    form.add_field("file", PNG, filename=name, content_type="image/png")
+    async with desk.http.post(
+        desk.base + "/api/v1/im/uploads", data=form, headers={"Authorization": "Visitor " + visitor}
+    ) as r:
+        assert r.status == 201, await r.text()
+        return str((await r.json())["id"])
+
+
+async def test_ticket_carries_photos_from_its_chat(make_desk: MakeDesk) -> None:
+    desk = await make_desk()
+    cust, _ag, sid, visitor = await desk.chat("u1001", order_no=DELIVERED)
+    photo = await _upload(desk, visitor, sid, "broken.png")
+    sent = {"session_id": sid, "client_msg_id": "c-photo-1", "kind": "image"}
+    await cust.ok("message.send", {**sent, "attachment_id": photo})
+    pre = await desk.ok("GET", f"{T}/prefill?session_id={sid}", "agent1")
+    assert [(a["id"], a["name"]) for a in pre["attachments"]] == [(photo, "broken.png")]
+    body = {
+        "type": "partial_refund",
+        "session_id": sid,
+        "items": [{"sku": "SKU10004", "qty": 1}],
+        "amount": 2000,
+        "reason": "外壳破损",
+        "attachments": [photo],
+    }
+    t = (await desk.ok("POST", T, "agent1", body))["ticket"]
+    assert [(a["id"], a["content_type"]) for a in t["attachments"]] == [(photo, "image/png")]
+    async with desk.http.get(desk.base + t["attachments"][0]["url"]) as r:
+        assert r.status == 200 and await r.read() == PNG
+
+    # only files of the ticket's own chat, each once, and only from a chat
+    _c2, _a2, other_sid, other_visitor = await desk.chat("u1002", agent="agent2")
+    foreign = await _upload(desk, other_visitor, other_sid, "other.png")
+    bad = [
+        ({**body, "type": "return_refund", "attachments": [foreign]}, "not_found"),
+        ({**body, "type": "return_refund", "attachments": [photo, photo]}, "validation_failed"),
+        ({**body, "type": "return_refund", "attachments": ["x" * 11] * 11}, "validation_failed"),
+    ]
+    for wrong, code in bad:
+        assert (await desk.error("POST", T, "agent1", wrong))[1] == code, wrong
+    no_chat = {"type": "complaint", "customer_id": "u1001", "reason": "r", "attachments": [photo]}
+    assert (await desk.error("POST", T, "agent1", no_chat))[1] == "validation_failed"

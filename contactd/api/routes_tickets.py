@@ -327,11 +327,13 @@ async def ticket_get(request: web.Request) -> web.Response:
     errors=(*AUTH_ERRORS, E.ticket_not_found, E.ticket_already_claimed, E.ticket_closed),
 )
 async def ticket_claim(request: web.Request) -> web.Response:
+    """Any pool ticket (the pools are visible to claimers); one already claimed, also in a
+    race, answers ``ticket_already_claimed``."""
     who = await principal(request, "tickets.claim")
-    t = await _ticket(request, who)
     if who.kind != "staff":
         raise ContactdError(E.forbidden, "only staff claim tickets")
-    return json_model(await request.app[TICKETS].claim(await _actor(request, who), t.id))
+    actor = await _actor(request, who)
+    return json_model(await request.app[TICKETS].claim(actor, request.match_info["ticket_id"]))
 
 
 @api.route(

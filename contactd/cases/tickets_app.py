@@ -15,8 +15,22 @@ from contactd.cases.screenpop import compensations_provider
 from contactd.cases.tickets_service import TicketService
 from contactd.clock import Clock
 from contactd.errors import ContactdError
-from contactd.keys import AUDIT, AUTH, BUS, CASE_POP, CLOCK, DB, DIRECTORY, SETTINGS, SIO, TICKETS
+from contactd.keys import (
+    AUDIT,
+    AUTH,
+    BUS,
+    CASE_POP,
+    CLOCK,
+    DB,
+    DIRECTORY,
+    SESSIONS,
+    SETTINGS,
+    SIO,
+    TICKETS,
+    UPLOADS,
+)
 from contactd.realtime.tickets import TicketListeners
+from contactd.sessions.models import Attachment
 from contactd.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
@@ -29,6 +43,21 @@ async def _stall_loop(tickets: TicketService, every_s: float) -> None:
         except Exception:
             log.exception("stalled-ticket check failed")
         await asyncio.sleep(every_s)
+
+
+class _ChatFiles:
+    """Chat files for tickets, looked up when needed (the session service starts after
+    the ticket context)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def attachment(self, attachment_id: str, session_id: str) -> Attachment:
+        return await self._app[UPLOADS].attachment(attachment_id, session_id)
+
+    async def of_session(self, session_id: str) -> list[Attachment]:
+        messages = await self._app[SESSIONS].messages(session_id, 0, 500)
+        return [m.attachment for m in messages if m.attachment is not None]
 
 
 def build_tickets(app: web.Application) -> TicketService:
@@ -45,7 +74,10 @@ def build_tickets(app: web.Application) -> TicketService:
         return user.display_name, settings.permissions_of(user.role)
 
     clock: Clock = app[CLOCK]
-    return TicketService(app[DB], settings, clock, app[BUS], app[AUDIT], app[DIRECTORY], staff)
+    files = _ChatFiles(app)
+    return TicketService(
+        app[DB], settings, clock, app[BUS], app[AUDIT], app[DIRECTORY], staff, files
+    )
 
 
 async def tickets_context(app: web.Application) -> AsyncIterator[None]:

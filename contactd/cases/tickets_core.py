@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -32,11 +32,24 @@ from contactd.cases.tickets_models import (
 from contactd.clock import Clock
 from contactd.directory.base import Directory
 from contactd.errors import ContactdError, ErrorCode
+from contactd.sessions.models import Attachment
 from contactd.settings import Settings
 from contactd.storage.db import write_transaction
 
 E = ErrorCode
 NameOf = Callable[[str], Awaitable[tuple[str, frozenset[str]] | None]]
+
+
+class ChatFiles(Protocol):
+    """The images and files customers sent in chats (the chat context's uploads)."""
+
+    async def attachment(self, attachment_id: str, session_id: str) -> Attachment:
+        """The file, if it was sent in this session (else ``not_found``)."""
+        ...
+
+    async def of_session(self, session_id: str) -> list[Attachment]:
+        """Every file sent in the session, oldest first."""
+        ...
 
 
 class TicketCore:
@@ -49,6 +62,7 @@ class TicketCore:
         audit: AuditLog,
         directory: Directory,
         staff: NameOf,
+        files: ChatFiles | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -58,6 +72,7 @@ class TicketCore:
         self._audit = audit
         self._directory = directory
         self._staff = staff
+        self._files = files
         self._tz = ZoneInfo(settings.timezone)
         wanted = self._cfg.default_queue
         if wanted is not None and settings.queue(wanted) is None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contactd.auth.models import Principal
 from contactd.cases.tickets_config import TicketType
 from contactd.directory.models import Sku
+from contactd.sessions.models import Attachment
 
 T = TicketType
 MAX_PRIORITY = 9
@@ -291,6 +292,7 @@ class TicketView(_Model):
     order_no: str | None
     session_id: str | None
     items: list[TicketItem]
+    attachments: list[Attachment] = Field(description="evidence from the chat")
     amount: int = Field(description="fen")
     reason: str
     auto_rule: str | None = Field(description="fast_review | lightning_refund when automatic")
@@ -363,6 +365,7 @@ class TicketPrefill(_Model):
     order_no: str | None = Field(description="the order the chat is about")
     orders: list[PrefillOrder]
     types: list[TicketType]
+    attachments: list[Attachment] = Field(description="images and files sent in the chat")
 
 
 def types_for_order(status: str | None) -> list[TicketType]:
@@ -391,6 +394,11 @@ class TicketDraft(BaseModel):
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
     customer_phone: str | None = Field(default=None, min_length=5, max_length=32)
     session_id: str | None = Field(default=None, max_length=32)
+    attachments: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="ids of images or files the customer sent in the chat (session_id)",
+    )
 
 
 class Actor(BaseModel):

@@ -24,6 +24,7 @@ from contactd.cases.tickets_models import (
     customer_steps,
 )
 from contactd.directory.models import mask_phone
+from contactd.sessions.models import Attachment
 from contactd.storage.tables import ticket_events, tickets
 
 URGENT_PRIORITY = 5
@@ -53,6 +54,7 @@ def to_view(row: Mapping[Any, Any], now: int, stall_ms: int) -> TicketView:
         order_no=row["order_no"],
         session_id=row["session_id"],
         items=[TicketItem.model_validate(i) for i in row["items"] or []],
+        attachments=[Attachment.model_validate(a) for a in row["attachments"] or []],
         amount=row["amount"],
         reason=row["reason"],
         auto_rule=row["auto_rule"],

@@ -33,7 +33,7 @@ from contactd.cases.tickets_models import (
 from contactd.cases.tickets_rules import AUTO_NOTES, auto_actions, check_items
 from contactd.directory.models import Customer
 from contactd.errors import ContactdError, ErrorCode
-from contactd.sessions.models import SessionRecord
+from contactd.sessions.models import Attachment, SessionRecord
 from contactd.storage.db import write_transaction
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class TicketService(TicketCore):
                 for o in orders
             ],
             types=list(TicketType),
+            attachments=await self._files.of_session(session.id) if self._files else [],
         )
 
     async def _customer(self, draft: TicketDraft, session: SessionRecord | None) -> Customer | None:
@@ -105,6 +106,18 @@ class TicketService(TicketCore):
             return customer
         phone = draft.customer_phone or (session.customer_phone if session else None)
         return await self._directory.customer_by_phone(phone) if phone else None
+
+    async def _evidence(self, ids: list[str], session: SessionRecord | None) -> list[Attachment]:
+        """The chat files a new ticket refers to: each must have been sent in its chat."""
+        if not ids:
+            return []
+        if session is None or self._files is None:
+            raise ContactdError(
+                E.validation_failed, "attachments come from a chat: give session_id"
+            )
+        if len(set(ids)) != len(ids):
+            raise ContactdError(E.validation_failed, "an attachment is listed twice")
+        return [await self._files.attachment(i, session.id) for i in ids]
 
     async def create(
         self, actor: Actor, draft: TicketDraft, session: SessionRecord | None = None
@@ -131,6 +144,7 @@ class TicketService(TicketCore):
                 f"{order.status.label} ({order.status.value})",
             )
         items, amount = check_items(draft.type, order, draft.items, draft.amount)
+        evidence = await self._evidence(draft.attachments, session)
         now = self._clock.now_ms()
         ticket_id = self._new_id()
         values: dict[str, Any] = {
@@ -149,6 +163,7 @@ class TicketService(TicketCore):
             "order_no": order.order_no if order else None,
             "session_id": session.id if session else None,
             "items": [i.model_dump(mode="json") for i in items],
+            "attachments": [a.model_dump(mode="json") for a in evidence],
             "amount": amount,
             "reason": draft.reason,
             "auto_rule": None,
@@ -237,9 +252,7 @@ class TicketService(TicketCore):
             if t.owner_id is not None:
                 raise ContactdError(
                     E.ticket_already_claimed,
-                    "you already hold it"
-                    if t.owner_id == actor.id
-                    else f"{t.owner_name or t.owner_id} claimed it first",
+                    "you already hold it" if t.owner_id == actor.id else "someone claimed it first",
                 )
             return {
                 "owner_id": actor.id,

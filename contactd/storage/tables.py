@@ -418,6 +418,7 @@ tickets = sa.Table(
     sa.Column("order_no", sa.String(64), nullable=True),
     sa.Column("session_id", sa.String(32), nullable=True),
     sa.Column("items", Json, nullable=False),
+    sa.Column("attachments", Json, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.String(1000), nullable=False),
     sa.Column("auto_rule", sa.String(24), nullable=True),

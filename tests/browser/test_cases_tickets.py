@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from contactd.auth.visitors import sign_identity
 from tests.browser.conftest import Pages, Server
-from tests.browser.test_chat_pages import accept_offer, go_available, sign_in, start_chat
+from tests.browser.test_chat_pages import PNG, accept_offer, go_available, sign_in, start_chat
 
 ORDER_NO = "O2026112300000001"  # the demo page's order: 张三's, shipped
 
@@ -43,6 +43,7 @@ def open_ticket_from_chat(agent: Page) -> str:
     dialog.get_by_test_id("ticket-type").select_option("compensation")
     dialog.get_by_test_id("ticket-amount").fill("500")  # more than the order: refused
     dialog.get_by_test_id("ticket-reason").fill("物流延迟 3 天")
+    expect(dialog.get_by_test_id("ticket-evidence").locator("img")).to_have_count(1)
     dialog.get_by_test_id("ticket-submit").click()
     expect(dialog.get_by_test_id("ticket-error")).to_contain_text("199")
     dialog.get_by_test_id("ticket-amount").fill("10")
@@ -61,6 +62,11 @@ def test_chat_to_ticket_claim_advance_and_customer_urges(pages: Pages, server: S
     sign_in(agent, "agent1")
     go_available(agent)
     accept_offer(agent)
+    # the customer sends a photo of the damage; the ticket takes it as evidence
+    customer.locator('input[type="file"]').set_input_files(
+        files=[{"name": "box.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    expect(agent.locator("#messages img")).to_have_count(1)
     ticket_id = open_ticket_from_chat(agent)
 
     # the customer sees it in the widget with the simple status
@@ -85,6 +91,7 @@ def test_chat_to_ticket_claim_advance_and_customer_urges(pages: Pages, server: S
     row.click()
     detail = agent.get_by_test_id("ticket-detail")
     expect(detail.get_by_test_id("customer-status")).to_have_text("赔付审核中")
+    expect(detail.get_by_test_id("ticket-attachments").locator("img")).to_have_count(1)
     expect(detail.get_by_test_id("action-approve")).to_have_count(0)  # not mine yet
     detail.get_by_test_id("claim").click()
     expect(agent.get_by_test_id("pool-count-aftersales")).to_have_text("0")

@@ -22,6 +22,7 @@ const TEXT = {
     p3: "较急",
     p6: "紧急",
     p9: "非常紧急",
+    evidence: "附上客户发来的图片 / 文件",
   },
   en: {
     title: "New after-sales ticket",
@@ -43,6 +44,7 @@ const TEXT = {
     p3: "Soon",
     p6: "Urgent",
     p9: "Very urgent",
+    evidence: "Attach what the customer sent",
   },
 }[LANG];
 export const TYPE_LABELS = {
@@ -93,6 +95,18 @@ export async function openTicketForm(auth, sessionId, onCreated) {
     [0, 3, 6, 9].map((p) => h("option", { value: String(p) }, `${p} · ${TEXT["p" + p]}`)),
   );
   const error = h("div", { class: "form-error", role: "alert", hidden: true, "data-testid": "ticket-error" });
+  const evidence = h(
+    "div",
+    { class: "ticket-evidence", hidden: !pre.attachments.length, "data-testid": "ticket-evidence" },
+    pre.attachments.map((a) =>
+      h(
+        "label",
+        { class: "evidence" },
+        h("input", { type: "checkbox", "data-attachment": a.id, checked: true }),
+        a.content_type.startsWith("image/") ? h("img", { src: a.url, alt: a.name }) : h("span", { class: "file" }, a.name),
+      ),
+    ),
+  );
 
   const order = () => pre.orders.find((o) => o.order_no === orderSel.value) || null;
   function renderTypes() {
@@ -140,6 +154,7 @@ export async function openTicketForm(auth, sessionId, onCreated) {
     itemsBox,
     h("label", { class: "field" }, h("span", null, TEXT.amount), amount, amountHint),
     h("label", { class: "field" }, h("span", null, TEXT.reason), reason),
+    pre.attachments.length ? h("div", { class: "field" }, h("span", null, TEXT.evidence), evidence) : null,
     h("label", { class: "field" }, h("span", null, TEXT.priority), priority),
     error,
     h(
@@ -160,6 +175,8 @@ export async function openTicketForm(auth, sessionId, onCreated) {
       items.push({ sku, qty: Number(itemsBox.querySelector(`[data-qty="${sku}"]`).value) });
     }
     if (items.length) body.items = items;
+    const files = [...evidence.querySelectorAll("input:checked")].map((x) => x.dataset.attachment);
+    if (files.length) body.attachments = files;
     if (!amount.disabled && amount.value !== "") body.amount = Math.round(Number(amount.value) * 100);
     try {
       const res = await api(auth, "POST", "/api/v1/tickets", body);

@@ -20,7 +20,7 @@ const TEXT = {
     a_start_pickup: "安排取件", a_receive_return: "取件完成", a_start_picking: "开始拣货", a_ship: "已发货",
     a_deliver: "已签收", a_start_payout: "发放赔付", a_complete_payout: "赔付到账", a_start_processing: "开始处理",
     a_resolve: "已解决", confirmReject: "驳回原因（客户可见）",
-    searchHint: "订单号或客户 ID", searchOf: "搜索：{q}",
+    searchHint: "订单号或客户 ID", searchOf: "搜索：{q}", evidence: "凭证",
   },
   en: {
     deskTitle: "After-sales tickets", loginHint: "Sign in with your staff account", username: "Username",
@@ -38,7 +38,7 @@ const TEXT = {
     a_complete_refund: "Refund done", a_start_pickup: "Arrange pickup", a_receive_return: "Goods back",
     a_start_picking: "Start picking", a_ship: "Shipped", a_deliver: "Delivered", a_start_payout: "Pay out",
     a_complete_payout: "Paid", a_start_processing: "Start", a_resolve: "Resolved", confirmReject: "Why (the customer sees it)",
-    searchHint: "Order no. or customer id", searchOf: "Search: {q}",
+    searchHint: "Order no. or customer id", searchOf: "Search: {q}", evidence: "Evidence",
   },
 }[LANG];
 const t = (k, vars) => (TEXT[k] ?? k).replace(/\{(\w+)\}/g, (_, x) => (vars && vars[x] != null ? String(vars[x]) : ""));
@@ -274,6 +274,22 @@ async function openTicket(id, quiet) {
       fact(t("amount"), x.amount ? money(x.amount) : "—"),
       fact(t("items"), (x.items || []).map((i) => `${i.name || i.sku} ×${i.qty}`).join("，") || "—"),
       fact(t("reason"), x.reason),
+      x.attachments && x.attachments.length
+        ? fact(
+            t("evidence"),
+            h(
+              "div",
+              { class: "ticket-evidence", "data-testid": "ticket-attachments" },
+              x.attachments.map((a) =>
+                h(
+                  "a",
+                  { class: "evidence", href: a.url, target: "_blank", title: a.name },
+                  a.content_type.startsWith("image/") ? h("img", { src: a.url, alt: a.name }) : h("span", { class: "file" }, a.name),
+                ),
+              ),
+            ),
+          )
+        : null,
       fact(t("owner"), x.owner_name || h("span", { class: "tag" }, t("unclaimed"))),
       fact(t("queue"), state.queues[x.queue_id] || x.queue_id),
       fact(t("customerSees"), h("span", { "data-testid": "customer-status" }, x.customer_status)),

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("order_no", sa.String(64), nullable=True),
         sa.Column("session_id", sa.String(32), nullable=True),
         sa.Column("items", JSON_TYPE, nullable=False),
+        sa.Column("attachments", JSON_TYPE, nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("reason", sa.String(1000), nullable=False),
         sa.Column("auto_rule", sa.String(24), nullable=True),
