@@ -120,7 +120,11 @@ async def compensation(
 
 
 async def add_session(
-    db: AsyncEngine, session_id: str, agent: str, customer_id: str | None = None
+    db: AsyncEngine,
+    session_id: str,
+    agent: str,
+    customer_id: str | None = None,
+    visitor_id: str | None = None,
 ) -> None:
     """A service session row as the chat would have left it."""
     async with db.begin() as conn:
@@ -133,6 +137,7 @@ async def add_session(
                 queue_id="sales",
                 state="active",
                 customer_id=customer_id,
+                visitor_id=visitor_id,
                 agents=[agent],
                 created_at=0,
                 last_seq=0,

@@ -19,11 +19,11 @@ from sqlalchemy.engine import make_url
 
 from contactd.app import create_app
 from contactd.cases.compensation_models import CompensationView
-from contactd.keys import AUTH, COMPENSATION, DIRECTORY
+from contactd.keys import AUTH, COMPENSATION, DB, DIRECTORY, VISITORS
 from contactd.settings import QueueConfig
 from contactd.storage.db import open_database
 from tests.chat_helpers import Peer, recancel_swallowed, wait_for
-from tests.compensation_helpers import CUSTOMERS, ORDER_NO, ORDERS, PHONE, ROLES
+from tests.compensation_helpers import CUSTOMERS, ORDER_NO, ORDERS, PHONE, ROLES, add_session
 from tests.conftest import PG_URL, make_settings
 
 PASSWORD = "correct horse battery"
@@ -412,3 +412,30 @@ async def test_the_phone_is_masked_for_callers_without_pii_view(api: Api) -> Non
     for who in ("boss", "sup1"):  # pii.view
         _, seen, _ = await api.call("GET", f"/api/v1/compensations/{oid}", who)
         assert seen["customer_phone"] == PHONE, who
+
+
+async def test_the_widget_reads_the_customers_orders_with_its_visitor_token(api: Api) -> None:
+    visitor, token = api.app[VISITORS].issue()
+    _, stranger = api.app[VISITORS].issue()
+    await add_session(api.app[DB], "S20261123-000077", "ag1", customer_id="c1", visitor_id=visitor)
+    body = {**BODY, "amount": 5_000, "session_id": "S20261123-000077"}
+    _, order, _ = await api.call("POST", "/api/v1/compensations", "ag1", body)
+    path = "/api/v1/im/compensations?session_id=S20261123-000077"
+    async with api.http.get(api.base + path, headers={"Authorization": f"Visitor {token}"}) as r:
+        assert r.status == 200
+        [notice] = await r.json()
+    assert notice == {
+        "compensation_id": order["id"],
+        "status": "pending_review",
+        "label": "处理中",
+        "asset_type": "balance",
+        "asset_label": "余额",
+        "amount": 5_000,
+    }
+    async with api.http.get(api.base + path, headers={"Authorization": f"Visitor {stranger}"}) as r:
+        assert r.status == 404  # not their chat: the same answer as no chat at all
+    async with api.http.get(api.base + path) as r:
+        assert r.status == 401
+    bare = api.base + "/api/v1/im/compensations"
+    async with api.http.get(bare, headers={"Authorization": f"Visitor {token}"}) as r:
+        assert r.status == 422

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.api.edge import audit_context, json_model, principal, read_body
 from contactd.api.registry import api
+from contactd.api.routes_tickets import _visitor as visitor_of
 from contactd.auth.models import AuditContext, Principal
 from contactd.cases.compensation_config import AssetType, SceneConfig
 from contactd.cases.compensation_models import (
@@ -22,6 +23,7 @@ from contactd.cases.compensation_models import (
     CompensationEdit,
     CompensationPage,
     CompensationView,
+    CustomerNoticeView,
     DeliveryView,
     PayoutView,
     QuoteBody,
@@ -490,3 +492,28 @@ async def delivery_log(request: web.Request) -> web.Response:
     await principal(request, "compensation.pay")
     q = DeliveryQuery.model_validate(dict(request.query))
     return json_model(await request.app[COMPENSATION].outbox.deliveries(q.subject_id, q.limit))
+
+
+# --- the customer's widget ----------------------------------------------------------------
+
+
+@api.route(
+    "GET",
+    "/api/v1/im/compensations",
+    summary="The customer's compensation orders as the widget shows them (已到账 ...)",
+    tag="compensation",
+    response=CustomerNoticeView,
+    response_list=True,
+    auth=False,
+    errors=(E.unauthenticated, E.not_found, E.validation_failed),
+    query={"session_id": "string"},
+)
+async def widget_compensations(request: web.Request) -> web.Response:
+    """``Authorization: Visitor <token>`` and ``session_id``, one of the visitor's chats."""
+    if not request.query.get("session_id"):
+        raise ContactdError(E.validation_failed, "session_id is required")
+    _, customer_id = await visitor_of(request)
+    notices = await request.app[COMPENSATION].service.for_customer(
+        customer_id, request.query["session_id"]
+    )
+    return json_model(notices)

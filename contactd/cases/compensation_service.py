@@ -30,6 +30,7 @@ from contactd.cases.compensation_models import (
     CompensationCreate,
     CompensationEdit,
     CompensationView,
+    CustomerNoticeView,
     QuoteBody,
     QuoteOut,
     Stage,
@@ -46,7 +47,7 @@ from contactd.cases.compensation_rules import (
     review_route,
     stage_roles,
 )
-from contactd.cases.outbox import enqueue_change
+from contactd.cases.outbox import enqueue_change, notice_of
 from contactd.cases.payouts import new_payout_values
 from contactd.clock import Clock
 from contactd.directory.base import Directory
@@ -116,6 +117,20 @@ class CompensationService:
             f = dataclasses.replace(f, only_creator_id=who.id)
         async with self._engine.connect() as conn:
             return await store.page(conn, f)
+
+    async def for_customer(
+        self, customer_id: str | None, session_id: str, limit: int = 20
+    ) -> list[CustomerNoticeView]:
+        """What the customer's widget shows: their orders (by customer, or from this chat),
+        newest first, as the customer sees them (no reviewers, no internal notes)."""
+        c = compensations.c
+        mine = c.session_id == session_id
+        if customer_id:
+            mine = sa.or_(mine, c.customer_id == customer_id)
+        stmt = sa.select(compensations).where(mine).order_by(c.created_at.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [notice_of(store.to_view(r)) for r in rows]
 
     async def quote(self, body: QuoteBody) -> QuoteOut:
         policy, _ = await self.policy()

@@ -111,6 +111,10 @@ def test_chat_to_compensation_reviewed_paid_once_and_shown_to_the_customer(
     expect(notice).to_have_text("赔付 ¥150.00（余额）已到账")
     expect(notice).to_have_attribute("data-status", "paid")
     expect(agent.get_by_test_id("toast").filter(has_text="已发放到账")).to_be_visible()
+    # a customer who comes back later still sees it (read when the widget reconnects)
+    customer.reload()
+    expect(customer.get_by_test_id("cd-compensation")).to_have_count(1)
+    expect(customer.get_by_test_id("cd-compensation")).to_have_text("赔付 ¥150.00（余额）已到账")
     # ...and finance sees it paid, once, with a balanced ledger
     finance.goto("/finance")
     payout = finance.locator(f'[data-testid="payout-row"][data-compensation="{order["id"]}"]')

@@ -648,6 +648,7 @@
       if (res.session) self.applySession(res.session);
       (res.messages || []).forEach(function (m) { self.addMessage(m, false); });
       self.pump();
+      self.loadCompensations(); // cases-money
     });
   };
 
@@ -662,6 +663,7 @@
     this.lastState = null;
     this.lastAgentId = null;
     this.showPeerTyping(null);
+    this.compShown = {}; // cases-money
   };
 
   Widget.prototype.resetForNewChat = function () {
@@ -1032,6 +1034,10 @@
   Widget.prototype.onCompensation = function (p) {
     var c = p && p.compensation;
     if (!c || (this.session && p.session_id !== this.session.session_id)) return;
+    this.compShown = this.compShown || {};
+    var key = c.compensation_id + ":" + c.status;
+    if (this.compShown[key]) return;
+    this.compShown[key] = true;
     var en = this.cfg.lang === "en";
     var text = en
       ? "Compensation " + money(c.amount) + " (" + c.asset_type + "): " + (c.status === "paid" ? "credited" : c.status)
@@ -1039,6 +1045,23 @@
     var li = this.systemLine(text, c.status === "paid" ? "ok" : "");
     li.setAttribute("data-testid", "cd-compensation");
     li.setAttribute("data-status", c.status);
+  };
+
+  // after a (re)connect: the customer's orders as they stand now (GET /api/v1/im/compensations)
+  Widget.prototype.loadCompensations = function () {
+    var self = this;
+    var s = this.session;
+    if (!s || !this.visitorToken) return;
+    var url = this.cfg.base + "/api/v1/im/compensations?session_id=" + encodeURIComponent(s.session_id);
+    fetch(url, { headers: { Authorization: "Visitor " + this.visitorToken } })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (list) {
+        if (!self.session || self.session.session_id !== s.session_id) return;
+        list.slice().reverse().forEach(function (c) {
+          self.onCompensation({ session_id: s.session_id, compensation: c });
+        });
+      })
+      .catch(function () { /* offline: the live push still comes */ });
   };
 
   // ---------------------------------------------------------------- upload --
