@@ -155,3 +155,34 @@ async def test_orders_without_a_session_send_no_widget_notice(
         assert await comp.payouts.run_once() == 1
         assert await comp.outbox.run_once() == 0
     assert not [e for e in events if isinstance(e, CustomerNotified)]
+
+
+async def test_staff_hear_of_orders_waiting_for_them_and_creators_of_theirs(
+    site: str,
+    queues: list[QueueConfig],
+    db: AsyncEngine,
+    clock: ManualClock,
+    receiver: tuple[Receiver, str],
+) -> None:
+    rec, url = receiver
+    settings = make_settings(
+        site,
+        queues,
+        compensation={"notifier": {"staff_webhook_url": url, "staff_webhook_secret": SECRET}},
+    )
+    async with compensation(settings, db, clock) as comp:
+        order = await comp.service.create(order_body(amount=15_000), as_(settings, "ag1"))
+        order = await comp.service.approve(order.id, order.version, as_(settings, "rev1"))
+        await comp.service.reject(order.id, order.version, "缺照片", as_(settings, "fin1"))
+        assert await comp.outbox.run_once() == 3
+    got = [(body.get("to_roles"), body.get("to_user"), body["text"]) for _, body, good in rec.got]
+    assert all(good for _, _, good in rec.got)
+    assert got == [
+        (
+            ["reviewer", "supervisor", "admin"],
+            None,
+            f"赔付单 {order.id}（¥150.00，余额）待业务审核",
+        ),
+        (["finance", "admin"], None, f"赔付单 {order.id}（¥150.00，余额）待财务审核"),
+        (None, "ag1", f"赔付单 {order.id}（¥150.00，余额）被驳回"),
+    ]

@@ -252,11 +252,16 @@ class WebhookTarget(_Frozen):
 
 class NotifierSettings(_Frozen):
     """Customer notifications: the widget (live) and, when ``webhook_url`` is set, an
-    SMS / app-push / WeCom gateway that receives ``{to, template, params}``."""
+    SMS / app-push / WeCom gateway that receives ``{to, template, params}``. Staff
+    notifications (an order waiting for a role's review; the creator's order approved,
+    rejected, paid) go to ``staff_webhook_url`` (e.g. a WeCom / e-mail gateway) when set,
+    besides the live push in the workspace."""
 
     widget: bool = True
     webhook_url: str | None = Field(default=None, pattern=r"^https?://", max_length=500)
     webhook_secret: SecretStr | None = None
+    staff_webhook_url: str | None = Field(default=None, pattern=r"^https?://", max_length=500)
+    staff_webhook_secret: SecretStr | None = None
 
 
 class CompensationSettings(_Frozen):

@@ -259,7 +259,12 @@ class CompensationService:
             request_id=ctx.request_id,
             conn=conn,
         )
-        await enqueue_change(conn, self._cfg, topic, view, self._clock.now_ms())
+        reviewers: tuple[str, ...] = ()
+        stage = view.stage if view.status == Status.pending_review else None
+        if stage and self._cfg.notifier.staff_webhook_url:
+            policy, _ = await self.policy(conn)
+            reviewers = stage_roles(policy, view.region, stage)
+        await enqueue_change(conn, self._cfg, topic, view, self._clock.now_ms(), reviewers)
         newly_approved = view.status == Status.approved and topic != "compensation.approved"
         if newly_approved and (before is None or before["status"] != Status.approved.value):
             await enqueue_change(
@@ -270,7 +275,8 @@ class CompensationService:
     async def _announce(
         self, topic: str, view: CompensationView, policy: CompensationPolicy
     ) -> None:
-        roles = stage_roles(policy, view.region, view.stage) if view.stage else ()
+        stage = view.stage if view.status == Status.pending_review else None
+        roles = stage_roles(policy, view.region, stage) if stage else ()
         creator = view.creator_name if view.creator_kind == "staff" else None
         await self._bus.publish(
             [

@@ -32,6 +32,14 @@ from contactd.storage.tables import case_outbox as t
 
 log = logging.getLogger(__name__)
 WEBHOOK, NOTIFY_WIDGET, NOTIFY_HOOK = "webhook", "notify_widget", "notify_hook"
+NOTIFY_STAFF = "notify_staff"
+# what the creator hears about their order; reviewers hear of every order reaching them
+CREATOR_TOPICS = {
+    "compensation.approved": "已审核通过，等待发放",
+    "compensation.rejected": "被驳回",
+    "compensation.paid": "已发放到账",
+    "compensation.payout_failed": "发放失败，财务处理中",
+}
 BATCH = 50
 NOTIFY_TOPICS = frozenset({"compensation.paid"})
 
@@ -53,9 +61,11 @@ async def enqueue_change(
     topic: str,
     view: CompensationView,
     now: int,
+    reviewers: tuple[str, ...] = (),
 ) -> None:
-    """Queue what a status change sends: a webhook per subscriber of ``topic``, and for a
-    landed payout the customer's notices."""
+    """Queue what a status change sends: a webhook per subscriber of ``topic``; for a
+    landed payout the customer's notices; the staff notices (``reviewers``: the roles
+    reviewing the order's level now)."""
     rows: list[dict[str, Any]] = []
 
     def add(kind: str, target: str, payload: dict[str, Any]) -> None:
@@ -91,6 +101,16 @@ async def enqueue_change(
                 cfg.notifier.webhook_url,
                 {"to": view.customer_phone, "template": topic, "text": text, "params": notice},
             )
+    staff_url = cfg.notifier.staff_webhook_url
+    if staff_url:
+        head = f"赔付单 {view.id}（{format_yuan(view.amount)}，{view.asset_type.label}）"
+        if view.stage and reviewers:  # (given only while it waits for review)
+            level = "业务审核" if view.stage == "l1" else "财务审核"
+            text = f"{head}待{level}"
+            add(NOTIFY_STAFF, staff_url, {"to_roles": list(reviewers), "text": text, "data": data})
+        if topic in CREATOR_TOPICS and view.creator_kind == "staff":
+            text = f"{head}{CREATOR_TOPICS[topic]}"
+            add(NOTIFY_STAFF, staff_url, {"to_user": view.creator_name, "text": text, "data": data})
     if rows:
         await conn.execute(sa.insert(t), rows)
 
@@ -156,7 +176,8 @@ class OutboxWorker:
             hook = next((h for h in self._cfg.webhooks if h.url == row["target"]), None)
             secret = hook.secret.get_secret_value() if hook else None
         else:
-            configured = self._cfg.notifier.webhook_secret
+            n = self._cfg.notifier
+            configured = n.staff_webhook_secret if row["kind"] == NOTIFY_STAFF else n.webhook_secret
             secret = configured.get_secret_value() if configured else None
         delivery = await post_signed(
             self._http,
