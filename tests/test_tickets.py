@@ -328,6 +328,10 @@ async def test_customer_sees_status_and_urges_with_throttle(make_desk: MakeDesk)
         ("退款成功 已到账", False),
     ]
     assert (await desk.call("GET", "/api/v1/im/tickets"))[0] == 401
+    _, english = await desk.call("GET", f"/api/v1/im/tickets?session_id={sid}&lang=en", auth=vauth)
+    x = english["items"][0]
+    assert (x["type_label"], x["status"]) == ("Partial refund", "Refund in progress")
+    assert [s["label"] for s in x["steps"]] == ["Refund in progress", "Refunded, credited"]
 
     await desk.ok("POST", f"{T}/{tid}/claim", "agent1")
     mark = ag.mark()

@@ -21,6 +21,7 @@ from contactd.cases.tickets_models import (
     Action,
     Actor,
     CustomerTicket,
+    Lang,
     PoolSummary,
     TicketDetail,
     TicketDraft,
@@ -458,6 +459,10 @@ async def ticket_priority(request: web.Request) -> web.Response:
 # --- the customer's widget ----------------------------------------------------------------
 
 
+def _lang(request: web.Request) -> Lang:
+    return "en" if request.query.get("lang") == "en" else "zh"
+
+
 async def _visitor(request: web.Request) -> tuple[str, str | None]:
     """The visitor id and, through one of their sessions (``session_id``), customer id."""
     header = request.headers.get("Authorization", "")
@@ -479,13 +484,13 @@ async def _visitor(request: web.Request) -> tuple[str, str | None]:
     response=CustomerTicketList,
     auth=False,
     errors=(E.unauthenticated, E.not_found),
-    query={"session_id": "string"},
+    query={"session_id": "string", "lang": "string"},
 )
 async def customer_tickets(request: web.Request) -> web.Response:
     """``Authorization: Visitor <token>``; with ``session_id`` (one of the visitor's
     sessions) also the tickets of the signed-in customer from any earlier visit."""
     visitor, customer = await _visitor(request)
-    items = await request.app[TICKETS].for_customer(customer, visitor)
+    items = await request.app[TICKETS].for_customer(customer, visitor, _lang(request))
     return json_model(CustomerTicketList(items=items))
 
 
@@ -497,9 +502,10 @@ async def customer_tickets(request: web.Request) -> web.Response:
     response=CustomerTicket,
     auth=False,
     errors=(E.unauthenticated, E.ticket_not_found, E.ticket_closed, E.ticket_urge_throttled),
-    query={"session_id": "string"},
+    query={"session_id": "string", "lang": "string"},
 )
 async def customer_urge(request: web.Request) -> web.Response:
     visitor, customer = await _visitor(request)
-    view = await request.app[TICKETS].urge(visitor, customer, request.match_info["ticket_id"])
+    tid = request.match_info["ticket_id"]
+    view = await request.app[TICKETS].urge(visitor, customer, tid, _lang(request))
     return json_model(view)

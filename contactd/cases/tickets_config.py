@@ -25,6 +25,10 @@ class TicketType(StrEnum):
     def label(self) -> str:
         return _TYPE_LABELS[self]
 
+    @property
+    def label_en(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
 
 _TYPE_LABELS = {
     TicketType.refund: "退款",

@@ -203,8 +203,37 @@ def actions_from(ticket_type: TicketType, state: str) -> list[str]:
     return [a for (s, a) in TRANSITIONS[ticket_type] if s == state]
 
 
-def customer_status(ticket_type: TicketType, state: str) -> str:
-    return CUSTOMER_STATUS[ticket_type].get(state) or _CUSTOMER_COMMON.get(state, "处理中")
+# the customer's labels for an English-language widget
+CUSTOMER_LABELS_EN: dict[str, str] = {
+    "取件中": "Pickup arranged",
+    "取件完成": "Picked up",
+    "处理中": "In progress",
+    "已取消": "Cancelled",
+    "已受理": "Received",
+    "已签收": "Delivered",
+    "已解决": "Resolved",
+    "拣货中": "Being picked",
+    "换货申请已受理": "Exchange request received",
+    "换货申请已通过": "Exchange approved",
+    "申请未通过": "Request declined",
+    "补货申请已受理": "Reshipment request received",
+    "补货订单已生成": "Reshipment order created",
+    "赔付发放中": "Compensation on its way",
+    "赔付审核中": "Compensation under review",
+    "赔付审核通过": "Compensation approved",
+    "赔付成功 已到账": "Compensation credited",
+    "退款中": "Refund in progress",
+    "退款成功 已到账": "Refunded, credited",
+    "退货申请已受理": "Return request received",
+    "退货申请已通过": "Return approved",
+    "配送中": "Out for delivery",
+}
+Lang = Literal["zh", "en"]
+
+
+def customer_status(ticket_type: TicketType, state: str, lang: Lang = "zh") -> str:
+    label = CUSTOMER_STATUS[ticket_type].get(state) or _CUSTOMER_COMMON.get(state, "处理中")
+    return CUSTOMER_LABELS_EN.get(label, label) if lang == "en" else label
 
 
 def happy_path(ticket_type: TicketType) -> list[str]:
@@ -220,7 +249,7 @@ def happy_path(ticket_type: TicketType) -> list[str]:
     return path
 
 
-def customer_steps(ticket_type: TicketType, state: str) -> list[CustomerStep]:
+def customer_steps(ticket_type: TicketType, state: str, lang: Lang = "zh") -> list[CustomerStep]:
     """The whole course as the customer sees it (用户视角全流程): one step per distinct label
     of the successful path, those passed marked done, the one the ticket is at current.
     A rejected or cancelled ticket shows the steps it passed and then how it ended."""
@@ -228,7 +257,7 @@ def customer_steps(ticket_type: TicketType, state: str) -> list[CustomerStep]:
     labels: list[str] = []
     at: dict[str, int] = {}
     for s in path:
-        label = customer_status(ticket_type, s)
+        label = customer_status(ticket_type, s, lang)
         if not labels or labels[-1] != label:
             labels.append(label)
         at[s] = len(labels) - 1
@@ -240,7 +269,7 @@ def customer_steps(ticket_type: TicketType, state: str) -> list[CustomerStep]:
         ]
     return [
         CustomerStep(label=labels[0], done=True, current=False),
-        CustomerStep(label=customer_status(ticket_type, state), done=True, current=True),
+        CustomerStep(label=customer_status(ticket_type, state, lang), done=True, current=True),
     ]
 
 

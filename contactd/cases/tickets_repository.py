@@ -15,6 +15,7 @@ from contactd.cases.tickets_models import (
     FINAL_STATES,
     STATE_LABELS,
     CustomerTicket,
+    Lang,
     PoolSummary,
     TicketItem,
     TicketView,
@@ -71,7 +72,7 @@ def to_view(row: Mapping[Any, Any], now: int, stall_ms: int) -> TicketView:
     )
 
 
-def to_customer(row: RowMapping, now: int, urge_ms: int) -> CustomerTicket:
+def to_customer(row: RowMapping, now: int, urge_ms: int, lang: Lang = "zh") -> CustomerTicket:
     kind = TicketType(row["type"])
     state = str(row["state"])
     final = state in FINAL_STATES
@@ -80,8 +81,8 @@ def to_customer(row: RowMapping, now: int, urge_ms: int) -> CustomerTicket:
     return CustomerTicket(
         id=row["id"],
         type=kind,
-        type_label=kind.label,
-        status=customer_status(kind, state),
+        type_label=kind.label_en if lang == "en" else kind.label,
+        status=customer_status(kind, state, lang),
         final=final,
         order_no=row["order_no"],
         amount=row["amount"],
@@ -89,7 +90,7 @@ def to_customer(row: RowMapping, now: int, urge_ms: int) -> CustomerTicket:
         updated_at=row["updated_at"],
         can_urge=not final and available is None,
         urge_available_at=None if final else available,
-        steps=customer_steps(kind, state),
+        steps=customer_steps(kind, state, lang),
     )
 
 

@@ -21,6 +21,7 @@ from contactd.cases.tickets_models import (
     SYSTEM,
     Actor,
     CustomerTicket,
+    Lang,
     PrefillOrder,
     TicketDetail,
     TicketDraft,
@@ -42,12 +43,12 @@ E = ErrorCode
 
 class TicketService(TicketCore):
     async def for_customer(
-        self, customer_id: str | None, visitor_id: str | None
+        self, customer_id: str | None, visitor_id: str | None, lang: Lang = "zh"
     ) -> list[CustomerTicket]:
         async with self._engine.connect() as conn:
             rows = await repo.of_customer(conn, customer_id, visitor_id)
         now, urge_ms = self._clock.now_ms(), int(self._cfg.urge_interval_s * 1000)
-        return [repo.to_customer(r, now, urge_ms) for r in rows]
+        return [repo.to_customer(r, now, urge_ms, lang) for r in rows]
 
     async def screen_pop(self, customer_id: str | None) -> list[dict[str, Any]]:
         """The customer's open tickets, for the agent's screen-pop."""
@@ -350,7 +351,7 @@ class TicketService(TicketCore):
         )
 
     async def urge(
-        self, visitor_id: str, customer_id: str | None, ticket_id: str
+        self, visitor_id: str, customer_id: str | None, ticket_id: str, lang: Lang = "zh"
     ) -> CustomerTicket:
         """催单 from the widget: only the customer's own open ticket, once per
         ``urge_interval_s``; raises the priority and notifies the owner."""
@@ -385,7 +386,7 @@ class TicketService(TicketCore):
         view = await self._change(ticket_id, actor, "urge", check, progress=False)
         await self._publish(TicketUrged(ticket=view))
         return next(
-            t for t in await self.for_customer(customer_id, visitor_id) if t.id == ticket_id
+            t for t in await self.for_customer(customer_id, visitor_id, lang) if t.id == ticket_id
         )
 
     async def warn_stalled(self) -> list[TicketView]:

@@ -9,12 +9,12 @@
   "use strict";
   if (window.ContactdTickets) return;
 
-  var zh = !String(navigator.language || "zh").toLowerCase().startsWith("en");
-  var T = zh
-    ? { bar: "我的售后", open: "{n} 个处理中", all: "查看", back: "返回对话", urge: "催一下", urged: "已提醒客服加急处理",
-        again: "{t} 后可再催", none: "暂无售后记录", order: "订单" }
-    : { bar: "My after-sales", open: "{n} in progress", all: "View", back: "Back to chat", urge: "Urge", urged: "We asked the team to hurry",
-        again: "Urge again after {t}", none: "No after-sales requests", order: "Order" };
+  var TEXTS = {
+    zh: { bar: "我的售后", open: "{n} 个处理中", all: "查看", back: "返回对话", urge: "催一下", urged: "已提醒客服加急处理",
+        again: "{t} 后可再催", none: "暂无售后记录", order: "订单" },
+    en: { bar: "My after-sales", open: "{n} in progress", all: "View", back: "Back to chat", urge: "Urge", urged: "We asked the team to hurry",
+        again: "Urge again after {t}", none: "No after-sales requests", order: "Order" },
+  };
   var CSS = [
     ".bar.tickets{display:flex;align-items:center;gap:8px;background:#fffaf0;color:#8a4b00;cursor:pointer;border:0;",
     "border-bottom:1px solid var(--line);width:100%;text-align:left;font:inherit;font-size:12px}",
@@ -51,6 +51,7 @@
   function Tickets(widget, socket) {
     var self = this;
     this.w = widget;
+    this.T = TEXTS[widget.cfg.lang === "en" ? "en" : "zh"];
     this.items = [];
     this.note = {};
     widget.root.appendChild(el("style", null, CSS));
@@ -67,6 +68,7 @@
     socket.on("session.updated", function () { self.refresh(); });
     socket.on("ticket.updated", function (p) {
       if (!p || !p.ticket) return;
+      if (self.w.cfg.lang === "en") return self.refresh(); // the push carries Chinese labels
       var found = false;
       self.items = self.items.map(function (x) {
         if (x.id !== p.ticket.id) return x;
@@ -80,7 +82,8 @@
   };
   Tickets.prototype.url = function (path) {
     var s = this.w.session;
-    return this.w.cfg.base + path + (s ? "?session_id=" + encodeURIComponent(s.session_id) : "");
+    var q = "?lang=" + (this.w.cfg.lang === "en" ? "en" : "zh");
+    return this.w.cfg.base + path + q + (s ? "&session_id=" + encodeURIComponent(s.session_id) : "");
   };
   Tickets.prototype.call = function (method, path) {
     return fetch(this.url(path), {
@@ -104,7 +107,7 @@
     var self = this;
     this.call("POST", "/api/v1/im/tickets/" + encodeURIComponent(id) + "/urge").then(function (res) {
       if (res.ok) {
-        self.note[id] = T.urged;
+        self.note[id] = self.T.urged;
         self.items = self.items.map(function (x) { return x.id === id ? res.data : x; });
       } else {
         self.note[id] = (res.data && res.data.error && res.data.error.message) || "!";
@@ -124,21 +127,21 @@
     var pending = this.items.filter(function (x) { return !x.final; }).length;
     this.bar.hidden = this.items.length === 0;
     this.bar.textContent = "";
-    this.bar.appendChild(el("b", null, T.bar));
-    this.bar.appendChild(el("span", null, pending ? T.open.replace("{n}", pending) : T.all));
+    this.bar.appendChild(el("b", null, self.T.bar));
+    this.bar.appendChild(el("span", null, pending ? self.T.open.replace("{n}", pending) : self.T.all));
     if (this.view.hidden) return;
     this.view.textContent = "";
-    var back = el("button", { class: "cd-back", type: "button", "data-testid": "cd-tickets-back" }, "← " + T.back);
+    var back = el("button", { class: "cd-back", type: "button", "data-testid": "cd-tickets-back" }, "← " + self.T.back);
     back.onclick = function () { self.toggle(false); };
     this.view.appendChild(back);
-    if (!this.items.length) this.view.appendChild(el("div", { class: "meta" }, T.none));
+    if (!this.items.length) this.view.appendChild(el("div", { class: "meta" }, self.T.none));
     this.items.forEach(function (x) {
       var card = el("div", { class: "cd-ticket" + (x.final ? " final" : ""), "data-testid": "cd-ticket", "data-id": x.id });
       var top = el("div", { class: "top" });
       top.appendChild(el("span", null, x.type_label));
       top.appendChild(el("span", { class: "st", "data-testid": "cd-ticket-status" }, x.status));
       card.appendChild(top);
-      card.appendChild(el("div", { class: "meta" }, (x.order_no ? T.order + " " + x.order_no + " · " : "") + (x.amount ? money(x.amount) : "") + " · " + x.id));
+      card.appendChild(el("div", { class: "meta" }, (x.order_no ? self.T.order + " " + x.order_no + " · " : "") + (x.amount ? money(x.amount) : "") + " · " + x.id));
       var steps = el("ol", { class: "cd-steps", "data-testid": "cd-ticket-steps" });
       (x.steps || []).forEach(function (s) {
         steps.appendChild(el("li", { class: s.current ? "current" : s.done ? "done" : "" }, s.label));
@@ -147,8 +150,8 @@
       if (!x.final) {
         var row = el("div", { class: "row" });
         var wait = x.urge_available_at ? x.urge_available_at - Date.now() : 0;
-        row.appendChild(el("span", { "data-testid": "cd-urge-note" }, self.note[x.id] || (wait > 0 ? T.again.replace("{t}", mmss(wait)) : "")));
-        var b = el("button", { type: "button", "data-testid": "cd-urge" }, T.urge);
+        row.appendChild(el("span", { "data-testid": "cd-urge-note" }, self.note[x.id] || (wait > 0 ? self.T.again.replace("{t}", mmss(wait)) : "")));
+        var b = el("button", { type: "button", "data-testid": "cd-urge" }, self.T.urge);
         if (!x.can_urge) b.disabled = true;
         b.onclick = function () { self.urge(x.id); };
         row.appendChild(b);
