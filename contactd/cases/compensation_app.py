@@ -18,6 +18,7 @@ from contactd.cases.compensation_events import PayoutsDue
 from contactd.cases.compensation_service import CompensationService
 from contactd.cases.connectors import build_connectors
 from contactd.cases.idempotency import IdempotencyKeys
+from contactd.cases.jobs import run_forever
 from contactd.cases.ledger import Ledger
 from contactd.cases.outbox import OutboxWorker
 from contactd.cases.payouts import PayoutWorker
@@ -25,6 +26,8 @@ from contactd.clock import Clock
 from contactd.directory.base import Directory
 from contactd.settings import Settings
 from contactd.tasks import stop_tasks
+
+PURGE_EVERY_S = 3600.0  # expired Idempotency-Key records are deleted this often
 
 
 @dataclass
@@ -55,9 +58,8 @@ async def compensation_running(
         connectors = build_connectors(cfg.payout, engine, ledger, clock, http)
         payouts = PayoutWorker(engine, cfg.payout, clock, connectors, service.record_payout)
         outbox = OutboxWorker(engine, cfg, clock, bus, http)
-        ctx = Compensation(
-            service, ledger, payouts, outbox, IdempotencyKeys(engine, clock, cfg.idempotency_ttl_s)
-        )
+        keys = IdempotencyKeys(engine, clock, cfg.idempotency_ttl_s)
+        ctx = Compensation(service, ledger, payouts, outbox, keys)
 
         def wake(event: BaseModel) -> None:
             if isinstance(event, PayoutsDue):
@@ -69,6 +71,10 @@ async def compensation_running(
             [
                 asyncio.create_task(payouts.run(), name="compensation-payouts"),
                 asyncio.create_task(outbox.run(), name="compensation-outbox"),
+                asyncio.create_task(
+                    run_forever(keys.purge, asyncio.Event(), PURGE_EVERY_S, "idempotency purge"),
+                    name="compensation-idempotency-purge",
+                ),
             ]
             if workers
             else []

@@ -126,3 +126,11 @@ class IdempotencyKeys:
             await conn.execute(
                 sa.delete(t).where(self._where(principal, key), t.c.state == "started")
             )
+
+    async def purge(self) -> int:
+        """Forget keys older than the TTL (the worker calls this now and then)."""
+        async with write_transaction(self._engine) as conn:
+            gone = await conn.execute(
+                sa.delete(t).where(t.c.created_at < self._clock.now_ms() - self._ttl_ms)
+            )
+        return int(gone.rowcount or 0)
