@@ -3,6 +3,7 @@ SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -188,3 +189,41 @@ async def test_audit_export_is_csv_with_before_after_and_is_itself_audited(
     exports = await desk.ok("GET", "/api/v1/audit?action=audit.exported", "admin1")
     assert len(exports) == 1 and exports[0]["actor_name"] == "admin1"
     assert exports[0]["after"]["target_id"] == tid
+
+
+async def test_a_paid_compensation_order_counts_in_amounts_and_repeat_purchase(
+    make_desk: MakeDesk,
+) -> None:
+    desk = await make_desk()
+    body = {
+        "customer_phone": "13812341234",
+        "order_no": SHIPPED,
+        "items": [{"sku": "SKU10002", "qty": 1}],
+        "scene": "defect",
+        "asset_type": "balance",
+        "amount": 1200,
+        "reason": "瑕疵",
+    }
+    comp = await desk.ok("POST", "/api/v1/compensations", "agent1", body)
+    path = f"/api/v1/compensations/{comp['id']}"
+    while comp["status"] == "pending_review":  # business review, then finance if needed
+        who = "review1" if comp["stage"] == "l1" else "finance1"
+        comp = await desk.ok("POST", path + "/approve", who, {"version": comp["version"]})
+
+    async def paid() -> bool:
+        return (await desk.ok("GET", path, "finance1"))["status"] == "paid"
+
+    for _ in range(200):  # the payout worker pays it out
+        if await paid():
+            break
+        await asyncio.sleep(0.05)
+    assert await paid()
+    d = await desk.ok("GET", "/api/v1/dashboard/cases", "super1")
+    assert [(c["key"], c["count"], c["amount"]) for c in d["amounts_by_asset"]] == [
+        ("balance", 1, 1200)
+    ]
+    assert [(c["key"], c["count"]) for c in d["compensations_by_status"]] == [("paid", 1)]
+    repeat = {r["group"]: r for r in d["repeat_purchase"]}
+    assert repeat["compensated"]["customers"] == 1  # 张三, compensated in the window
+    assert [c["key"] for c in d["by_region"]] == ["上海市"]
+    assert d["compensation_timing"]["resolved"] == 1

@@ -30,6 +30,8 @@ STAFF = {
     "super1": ("supervisor", "主管 Supervisor"),
     "admin1": ("admin", "管理员 Admin"),
     "qa1": ("qa", "质检 QA"),
+    "review1": ("reviewer", "审核 Reviewer"),
+    "finance1": ("finance", "财务 Finance"),
 }
 DB_BACKENDS = [
     "sqlite",
