@@ -167,3 +167,34 @@ def test_dashboard_page_shows_the_counts(pages: Pages, server: Server) -> None:
     assert csv_text.startswith("id,at,actor_type")
     assert "ticket.created" in csv_text and "态度不好" in csv_text
     assert pages.js_errors() == []
+
+
+def test_english_widget_shows_the_ticket_in_english(pages: Pages, server: Server) -> None:
+    ts = int(time.time())
+    identity = {
+        "customer_id": "u1001",
+        "name": "Zhang San",
+        "ts": ts,
+        "sig": sign_identity(server.identity_secret, "u1001", ts),
+    }
+    customer = pages.new("customer", locale="en-US")
+    customer.add_init_script(f"window.ContactdSettings = {{identity: {json.dumps(identity)}}};")
+    start_chat(customer, question="My parcel is late")
+    agent = pages.new("agent")
+    sign_in(agent, "agent1")
+    go_available(agent)
+    session_id = accept_offer(agent)
+    token = server.token("agent1")
+    body = {"type": "compensation", "session_id": session_id, "amount": 300, "reason": "late"}
+    ticket = server.api("POST", "/api/v1/tickets", body, token)["ticket"]
+
+    bar = customer.get_by_test_id("cd-tickets-bar")
+    expect(bar).to_contain_text("1 in progress")
+    bar.click()
+    card = customer.get_by_test_id("cd-ticket")
+    expect(card.get_by_test_id("cd-ticket-status")).to_have_text("Compensation under review")
+    server.api("POST", f"/api/v1/tickets/{ticket['id']}/claim", None, token)
+    server.api("POST", f"/api/v1/tickets/{ticket['id']}/actions", {"action": "approve"}, token)
+    expect(card.get_by_test_id("cd-ticket-status")).to_have_text("Compensation approved")
+    expect(card.get_by_test_id("cd-urge")).to_have_text("Urge")
+    assert pages.js_errors() == []
