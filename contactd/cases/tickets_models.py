@@ -9,7 +9,7 @@ step as a timeline node (who, when, what); customers see one short label per sta
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -423,7 +423,7 @@ class TicketDraft(BaseModel):
     customer_id: str | None = Field(default=None, min_length=1, max_length=64)
     customer_phone: str | None = Field(default=None, min_length=5, max_length=32)
     session_id: str | None = Field(default=None, max_length=32)
-    attachments: list[str] = Field(
+    attachments: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
         default_factory=list,
         max_length=10,
         description="ids of images or files the customer sent in the chat (session_id)",
