@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+import contactd.api.routes_case_config  # (registers)  # --- cases-money ---
+import contactd.api.routes_compensation
 import contactd.api.routes_monitor  # registers --- monitor ---
 import contactd.api.routes_reports  # noqa: F401  (registers) --- monitor ---
 from contactd.api import (  # noqa: F401  (registers the routes)
@@ -28,6 +30,9 @@ from contactd.auth.passwords import password_hasher
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
+from contactd.cases.compensation_ctx import compensation_ctx  # --- cases-money ---
+from contactd.cases.screenpop import CasePop  # --- cases ---
+from contactd.cases.tickets_app import tickets_context  # --- cases ---
 from contactd.channels.bot.wiring import bot_ctx
 from contactd.channels.im import ChatService
 from contactd.channels.ivr.wiring import ivr_ctx  # --- voice ---
@@ -38,6 +43,7 @@ from contactd.keys import (
     AUDIT,
     AUTH,
     BUS,
+    CASE_POP,
     CHAT,
     CLOCK,
     DB,
@@ -129,7 +135,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
                 return agent_id
         return names[agent_id]
 
-    recorder = SessionRecorder(sessions, app[DIRECTORY], bus, agent_name)
+    recorder = SessionRecorder(sessions, app[DIRECTORY], bus, agent_name, app[CASE_POP])
     unsubscribe = bus.subscribe(recorder.on_event)
     customers = CustomerPresence(
         app[REDIS], app[ENGINE].keys, clock, settings, app[ENGINE], sessions
@@ -156,6 +162,12 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
     unsubscribe_timeouts()
     unsubscribe()
     await log_.stop()
+
+
+async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:  # --- cases ---
+    """After-sales tickets: service, screen-pop provider, socket listeners, stall task."""
+    async for _ in tickets_context(app):
+        yield
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -187,11 +199,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[BUS].subscribe(app[METRICS].observe)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
+    app[CASE_POP] = CasePop()  # --- cases ---
+    app.cleanup_ctx.append(tickets_ctx)  # --- cases ---
     app.cleanup_ctx.append(chat_ctx)
     app.cleanup_ctx.append(bot_ctx)  # --- bot ---
     app.cleanup_ctx.append(ivr_ctx)  # --- voice ---
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(monitor_ctx)  # --- monitor ---
+    app.cleanup_ctx.append(compensation_ctx)  # --- cases-money ---
     redis_url = settings.redis_url or EmbeddedRedis(settings.data_dir).url
     app[SIO] = make_server(redis_url, settings, app)
     app.on_shutdown.append(_start_draining)

@@ -23,6 +23,16 @@ class ErrorCode(StrEnum):
     payload_too_large = "payload_too_large"
     unsupported_media_type = "unsupported_media_type"
     unavailable = "unavailable"
+    # --- cases: after-sales tickets ---
+    ticket_not_found = "ticket_not_found"
+    ticket_invalid_transition = "ticket_invalid_transition"
+    ticket_not_owner = "ticket_not_owner"
+    ticket_already_claimed = "ticket_already_claimed"
+    ticket_closed = "ticket_closed"
+    ticket_changed = "ticket_changed"
+    ticket_order_mismatch = "ticket_order_mismatch"
+    ticket_urge_throttled = "ticket_urge_throttled"
+    # --- end cases ---
     # routing
     unknown_queue = "unknown_queue"
     queue_full = "queue_full"
@@ -58,6 +68,18 @@ class ErrorCode(StrEnum):
     # --- bot ---
     faq_not_found = "faq_not_found"
     not_with_bot = "not_with_bot"
+    # --- cases-money: compensation orders, payouts, open API ---
+    compensation_not_found = "compensation_not_found"
+    own_order = "own_order"
+    not_your_stage = "not_your_stage"
+    over_amount_limit = "over_amount_limit"
+    asset_not_allowed = "asset_not_allowed"
+    version_conflict = "version_conflict"
+    payout_not_found = "payout_not_found"
+    insufficient_funds = "insufficient_funds"
+    idempotency_key_reused = "idempotency_key_reused"
+    idempotency_in_progress = "idempotency_in_progress"
+    # --- end cases-money ---
 
 
 _STATUS: dict[ErrorCode, int] = {
@@ -73,6 +95,16 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.payload_too_large: 413,
     ErrorCode.unsupported_media_type: 415,
     ErrorCode.unavailable: 503,
+    # --- cases ---
+    ErrorCode.ticket_not_found: 404,
+    ErrorCode.ticket_invalid_transition: 409,
+    ErrorCode.ticket_not_owner: 403,
+    ErrorCode.ticket_already_claimed: 409,
+    ErrorCode.ticket_closed: 409,
+    ErrorCode.ticket_changed: 409,
+    ErrorCode.ticket_order_mismatch: 422,
+    ErrorCode.ticket_urge_throttled: 429,
+    # --- end cases ---
     ErrorCode.unknown_queue: 404,
     ErrorCode.queue_full: 409,
     ErrorCode.contact_exists: 409,
@@ -107,6 +139,22 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.faq_not_found: 404,
     ErrorCode.not_with_bot: 409,
 }
+# --- cases-money ---
+_STATUS.update(
+    {
+        ErrorCode.compensation_not_found: 404,
+        ErrorCode.own_order: 403,
+        ErrorCode.not_your_stage: 403,
+        ErrorCode.over_amount_limit: 403,
+        ErrorCode.asset_not_allowed: 422,
+        ErrorCode.version_conflict: 409,
+        ErrorCode.payout_not_found: 404,
+        ErrorCode.insufficient_funds: 409,
+        ErrorCode.idempotency_key_reused: 422,
+        ErrorCode.idempotency_in_progress: 409,
+    }
+)
+# --- end cases-money ---
 
 
 class ContactdError(Exception):

@@ -11,6 +11,9 @@ from contactd.auth.audit import AuditLog
 from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth
 from contactd.bus import Bus
+from contactd.cases.compensation_app import Compensation  # --- cases-money ---
+from contactd.cases.screenpop import CasePop  # --- cases ---
+from contactd.cases.tickets_service import TicketService  # --- cases ---
 from contactd.channels.bot.context import Bot
 from contactd.channels.im import ChatService
 from contactd.channels.ivr.delivery import Deliveries
@@ -44,3 +47,12 @@ MONITOR = web.AppKey("monitor", Monitor)  # --- monitor ---
 # --- voice ---
 IVR = web.AppKey("ivr", Deliveries)
 BOT = web.AppKey("bot", Bot)  # --- bot ---
+
+# --- cases: after-sales tickets ---
+TICKETS = web.AppKey("tickets", TicketService)
+CASE_POP = web.AppKey("case_pop", CasePop)
+# --- end cases ---
+
+# --- cases-money: compensation orders, payouts, ledger ---
+COMPENSATION = web.AppKey("compensation", Compensation)
+# --- end cases-money ---

@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contactd.cases.compensation_config import CompensationSettings  # --- cases-money ---
+from contactd.cases.tickets_config import TicketSettings  # --- cases ---
 from contactd.directory.models import DirectorySettings
 
 Channel = Literal["chat", "voice"]
@@ -51,6 +53,18 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "kb.manage",  # edit the bot's knowledge base (FAQ entries)
     }
 )
+# --- cases-money: compensation orders ---
+COMPENSATION_PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "compensation.create",  # open orders (own ones are always visible to their creator)
+        "compensation.view",  # see every order
+        "compensation.review",  # approve / reject / close at the levels the flow gives the role
+        "compensation.pay",  # finance: payouts, retries, the ledger
+        "compensation.configure",  # scenes, rules, flows, limits
+    }
+)
+ALL_PERMISSIONS = ALL_PERMISSIONS | COMPENSATION_PERMISSIONS
+# --- end cases-money ---
 
 DEFAULT_ROLES: dict[str, list[str]] = {
     "agent": ["agent.work", "queues.view"],
@@ -86,8 +100,46 @@ _MONITOR_GRANTS: dict[str, tuple[str, ...]] = {
     "supervisor": ("monitor.act", "monitor.join", "reports.view"),
     "qa": ("monitor.join", "reports.view"),
 }
-for _role, _perms in _MONITOR_GRANTS.items():
-    DEFAULT_ROLES[_role] = [*DEFAULT_ROLES[_role], *_perms]
+for _role, _grant in _MONITOR_GRANTS.items():
+    DEFAULT_ROLES[_role] = [*DEFAULT_ROLES[_role], *_grant]
+# --- cases-money: who opens, reviews and pays compensation orders ---
+for _role, _perms in {
+    "agent": ["compensation.create"],
+    "senior_agent": ["compensation.create"],
+    "team_lead": ["compensation.create", "compensation.view"],
+    "supervisor": ["compensation.create", "compensation.view", "compensation.review"],
+    "reviewer": ["compensation.view", "compensation.review"],
+    "finance": ["compensation.view", "compensation.review", "compensation.pay"],
+}.items():
+    DEFAULT_ROLES[_role] = sorted({*DEFAULT_ROLES[_role], *_perms})
+# --- end cases-money ---
+
+# --- cases: after-sales tickets and the dashboard ---
+TICKET_PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "tickets.create",  # open tickets (from a chat, or a system through the open API)
+        "tickets.view",  # see every ticket, not only the pools one claims from and one's own
+        "tickets.handle",  # act on tickets in one's own queue
+        "tickets.claim",  # take a ticket from a pool
+        "tickets.assign",  # give a ticket to someone
+        "tickets.transfer",  # hand one's ticket (or anyone's, with tickets.assign) on
+        "tickets.dispatch",  # move tickets between pools, send one back to its pool
+        "dashboard.view",  # the case dashboard
+    }
+)
+ALL_PERMISSIONS = ALL_PERMISSIONS | TICKET_PERMISSIONS
+for _role, _perms in {
+    "agent": ["tickets.create", "tickets.claim", "tickets.handle"],
+    "senior_agent": ["tickets.create", "tickets.claim", "tickets.handle", "tickets.transfer"],
+    "team_lead": sorted(TICKET_PERMISSIONS - {"tickets.dispatch"}),
+    "supervisor": sorted(TICKET_PERMISSIONS),
+    "reviewer": ["tickets.view", "tickets.claim", "tickets.handle"],
+    "finance": ["tickets.view", "tickets.claim", "tickets.handle", "dashboard.view"],
+    "qa": ["tickets.view", "dashboard.view"],
+    "admin": sorted(TICKET_PERMISSIONS),
+}.items():
+    DEFAULT_ROLES[_role] = sorted({*DEFAULT_ROLES[_role], *_perms})
+# --- end cases ---
 
 
 class _Frozen(BaseModel):
@@ -349,6 +401,8 @@ class Settings(BaseSettings):
     directory: DirectorySettings = DirectorySettings()
     monitor: MonitorSettings = MonitorSettings()  # --- monitor ---
     bot: BotSettings = BotSettings()  # --- bot ---
+    tickets: TicketSettings = TicketSettings()  # --- cases ---
+    compensation: CompensationSettings = CompensationSettings()  # --- cases-money ---
     timezone: str = Field(default="Asia/Shanghai", description="for service numbers and reports")
     secret_key: str | None = Field(
         default=None, description="signs visitor tokens; generated under data_dir when unset"

@@ -61,6 +61,16 @@ def build_openapi(registry: Api) -> dict[str, Any]:
             {"name": name, "in": "query", "required": False, "schema": {"type": typ}}
             for name, typ in op.query.items()
         ]
+        params += [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "description": text,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+            for name, text in op.headers.items()
+        ]
         if params:
             doc["parameters"] = params
         if op.body is not None:

@@ -31,6 +31,7 @@ class Operation:
     errors: tuple[ErrorCode, ...] = ()
     query: dict[str, str] = field(default_factory=dict)
     example: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # request header → description
 
 
 class Api:
@@ -53,6 +54,7 @@ class Api:
         errors: tuple[ErrorCode, ...] = (),
         query: dict[str, str] | None = None,
         example: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -71,6 +73,7 @@ class Api:
                     errors,
                     query or {},
                     example,
+                    headers or {},
                 )
             )
             return handler

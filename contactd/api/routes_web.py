@@ -5,6 +5,10 @@
 /agent           -> web_client/pages/agent.html   (the agent workspace)
 /supervisor      -> web_client/pages/supervisor.html
 /admin/faq       -> web_client/pages/faq.html     (the bot's knowledge base)
+/cases           -> web_client/pages/cases.html       (after-sales ticket desk)
+/dashboard       -> web_client/pages/dashboard.html   (case dashboard)
+/review          -> web_client/pages/review.html      (compensation review)
+/finance         -> web_client/pages/finance.html     (compensation payouts)
 /static/...      -> web_client/static/...
 /static/vendor/socket.io.min.js -> the official socket.io-client build from npm
 """
@@ -20,6 +24,8 @@ WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "web_client"
 SOCKET_IO_CLIENT = WEB_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 PAGES = {"/demo": "demo.html", "/agent": "agent.html", "/supervisor": "supervisor.html"}
 PAGES["/admin/faq"] = "faq.html"  # --- bot: the knowledge base ---
+PAGES.update({"/cases": "cases.html", "/dashboard": "dashboard.html"})  # --- cases ---
+PAGES.update({"/review": "review.html", "/finance": "finance.html"})  # --- cases-money ---
 
 
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -15,7 +15,7 @@ from contactd.directory.base import Directory
 from contactd.routing import events as ev
 from contactd.sessions.events import OfferPresented, OfferWithdrawn
 from contactd.sessions.models import session_of_contact
-from contactd.sessions.screenpop import build_screen_pop
+from contactd.sessions.screenpop import CaseLookup, build_screen_pop
 from contactd.sessions.service import SessionService
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,14 @@ _END_REASONS = {"resolved", "customer_left", "timeout", "agent_ended", "transfer
 
 class SessionRecorder:
     def __init__(
-        self, sessions: SessionService, directory: Directory, bus: Bus, agent_name: NameLookup
+        self,
+        sessions: SessionService,
+        directory: Directory,
+        bus: Bus,
+        agent_name: NameLookup,
+        cases: CaseLookup | None = None,
     ) -> None:
+        self.cases = cases
         self.sessions = sessions
         self.directory = directory
         self.bus = bus
@@ -70,7 +76,7 @@ class SessionRecorder:
                     sid, state="offered", offered_at=event.at, _keep_first=("offered_at",)
                 )
                 if rec is not None:
-                    pop = await build_screen_pop(rec, self.directory, s)
+                    pop = await build_screen_pop(rec, self.directory, s, self.cases)
                     await self.bus.publish(
                         [
                             OfferPresented(

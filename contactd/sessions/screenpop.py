@@ -4,6 +4,7 @@ here; an agent with ``pii.view`` unmasks it with a separate, audited action."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from contactd.directory.base import Directory
@@ -12,6 +13,8 @@ from contactd.sessions.models import SessionRecord
 from contactd.sessions.service import SessionService
 
 _VISITOR = "访客 Visitor"
+# the customer's open cases: {"tickets": [...], "compensations": [...]}
+CaseLookup = Callable[[str | None], Awaitable[dict[str, list[dict[str, Any]]]]]
 
 
 def customer_card(session: SessionRecord, customer: Customer | None) -> dict[str, Any]:
@@ -58,7 +61,10 @@ def order_card(o: Order) -> dict[str, Any]:
 
 
 async def build_screen_pop(
-    session: SessionRecord, directory: Directory, sessions: SessionService
+    session: SessionRecord,
+    directory: Directory,
+    sessions: SessionService,
+    cases: CaseLookup | None = None,
 ) -> dict[str, Any]:
     customer = await directory.customer(session.customer_id) if session.customer_id else None
     if customer is None and session.customer_phone:
@@ -91,5 +97,7 @@ async def build_screen_pop(
         "order_no": session.order_no,
         "transfer_note": meta.get("transfer_note"),
         "bot": meta.get("bot"),  # why the bot handed over, what it recorded (bot chats)
-        "cases": {"tickets": [], "compensations": []},
+        "cases": await cases(customer.id if customer else session.customer_id)
+        if cases is not None
+        else {"tickets": [], "compensations": []},
     }

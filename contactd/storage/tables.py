@@ -315,3 +315,240 @@ ivr_callbacks = sa.Table(
     sa.Column("created_at", Millis, nullable=False),
     sa.Index(None, "state", "created_at"),
 )
+
+# --- cases-money: compensation orders, payouts, ledger, outbox (contactd/cases) ---------
+# Money is integer fen. ``version`` on an order is its optimistic-lock counter: every change
+# is ``UPDATE ... WHERE id = :id AND version = :seen`` and bumps it.
+
+compensations = sa.Table(
+    "compensations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # C20261123-0A1B2C3D
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("stage", sa.String(4), nullable=True),  # l1 | l2 while pending_review
+    sa.Column("needs_l1", sa.Boolean, nullable=False),
+    sa.Column("needs_l2", sa.Boolean, nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("customer_phone", sa.String(32), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("order_no", sa.String(64), nullable=True),
+    sa.Column("after_sales_no", sa.String(64), nullable=True),
+    sa.Column("items", Json, nullable=False),
+    sa.Column("scene_group", sa.String(48), nullable=False),
+    sa.Column("scene", sa.String(48), nullable=False),
+    sa.Column("asset_type", sa.String(16), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("attachments", Json, nullable=False),
+    sa.Column("session_id", sa.String(32), nullable=True),
+    sa.Column("creator_kind", sa.String(16), nullable=False),
+    sa.Column("creator_id", sa.String(64), nullable=False),
+    sa.Column("creator_name", sa.String(120), nullable=False),
+    sa.Column("creator_role", sa.String(64), nullable=False),
+    sa.Column("submissions", sa.Integer, nullable=False),
+    sa.Column("l1_by", sa.String(120), nullable=True),
+    sa.Column("l1_at", Millis, nullable=True),
+    sa.Column("l2_by", sa.String(120), nullable=True),
+    sa.Column("l2_at", Millis, nullable=True),
+    sa.Column("rejected_by", sa.String(120), nullable=True),
+    sa.Column("reject_reason", sa.String(500), nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Column("approved_at", Millis, nullable=True),
+    sa.Column("paid_at", Millis, nullable=True),
+    sa.Column("closed_at", Millis, nullable=True),
+    sa.Column("payout_id", sa.String(40), nullable=True, unique=True),
+    sa.Column("payout_state", sa.String(16), nullable=True),
+    sa.Index(None, "status", "created_at"),
+    sa.Index(None, "creator_id", "created_at"),
+    sa.Index(None, "scene", "created_at"),
+    sa.Index(None, "customer_phone"),
+    sa.Index(None, "session_id"),
+)
+
+# the review policy when changed through the admin API (one row; absent = the file's)
+compensation_policy = sa.Table(
+    "compensation_policy",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Column("updated_by", sa.String(120), nullable=False),
+)
+
+# one payout per approved order; its id is fixed before any connector is called
+payouts = sa.Table(
+    "payouts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column(
+        "compensation_id",
+        sa.String(32),
+        sa.ForeignKey("compensations.id"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("asset_type", sa.String(16), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("account", sa.String(80), nullable=False),  # customer id or phone:<digits>
+    sa.Column("connector", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | succeeded | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Millis, nullable=False),
+    sa.Column("lease_until", Millis, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("external_ref", sa.String(120), nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("paid_at", Millis, nullable=True),
+    sa.Index(None, "state", "next_attempt_at"),
+)
+
+# the internal ledger: accounts (customer sub-accounts never below zero), journal entries
+# grouped in transactions that each sum to zero; ``ref`` makes a posting idempotent
+ledger_accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("id", sa.String(120), primary_key=True),  # cust:<account>:available
+    sa.Column("owner", sa.String(80), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("allow_negative", sa.Boolean, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.CheckConstraint("allow_negative OR balance >= 0", name="balance_not_negative"),
+)
+
+ledger_txns = sa.Table(
+    "ledger_txns",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ref", sa.String(80), nullable=False, unique=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("memo", sa.String(200), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+)
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("txn_id", sa.BigInteger, sa.ForeignKey("ledger_txns.id"), nullable=False, index=True),
+    sa.Column("account_id", sa.String(120), sa.ForeignKey("ledger_accounts.id"), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),  # + credit to the account, - debit
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "account_id", "id"),
+)
+
+coupons = sa.Table(
+    "coupons",
+    metadata,
+    sa.Column("code", sa.String(40), primary_key=True),
+    sa.Column("payout_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account", sa.String(80), nullable=False, index=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("threshold", sa.BigInteger, nullable=False),  # 0 = no minimum spend
+    sa.Column("issued_at", Millis, nullable=False),
+    sa.Column("expires_at", Millis, nullable=False),
+    sa.Column("used_at", Millis, nullable=True),
+)
+
+# outgoing messages (signed webhooks, customer notifications), delivered by a worker with
+# retries; the rows are the delivery log
+case_outbox = sa.Table(
+    "case_outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # webhook | notify_widget | notify_hook
+    sa.Column("topic", sa.String(48), nullable=False),  # e.g. compensation.paid
+    sa.Column("target", sa.String(500), nullable=False),  # url, or the widget session
+    sa.Column("subject_id", sa.String(32), nullable=False),  # the compensation id
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Millis, nullable=False),
+    sa.Column("lease_until", Millis, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("delivered_at", Millis, nullable=True),
+    sa.Index(None, "state", "next_attempt_at"),
+    sa.Index(None, "subject_id"),
+)
+
+# Idempotency-Key records of the open API: one per (caller, key)
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("principal", sa.String(80), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # started | done
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("response", Json, nullable=True),
+    sa.Column("created_at", Millis, nullable=False, index=True),
+)
+# --- end cases-money ---
+
+
+# --- cases: after-sales tickets (contactd/cases/tickets_*) ------------------------------
+# ``owner_id`` NULL = in the to-be-claimed pool of ``queue_id``; ``version`` is the
+# optimistic-lock counter every change checks and bumps. Money is integer fen.
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # T20261123-0A1B2C3D
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(24), nullable=False),
+    sa.Column("state", sa.String(24), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("queue_id", sa.String(64), nullable=False),
+    sa.Column("owner_id", sa.String(64), nullable=True),
+    sa.Column("owner_name", sa.String(120), nullable=True),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("customer_name", sa.String(120), nullable=True),
+    sa.Column("customer_phone", sa.String(32), nullable=True),
+    sa.Column("visitor_id", sa.String(64), nullable=True),
+    sa.Column("order_no", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(32), nullable=True),
+    sa.Column("items", Json, nullable=False),
+    sa.Column("attachments", Json, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("auto_rule", sa.String(24), nullable=True),
+    sa.Column("urges", sa.Integer, nullable=False),
+    sa.Column("last_urged_at", Millis, nullable=True),
+    sa.Column("created_by", sa.String(120), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Column("claimed_at", Millis, nullable=True),
+    sa.Column("first_action_at", Millis, nullable=True),
+    sa.Column("closed_at", Millis, nullable=True),
+    sa.Column("stall_warned_at", Millis, nullable=True),
+    sa.Index(None, "queue_id", "owner_id", "closed_at"),
+    sa.Index(None, "owner_id", "closed_at"),
+    sa.Index(None, "customer_id"),
+    sa.Index(None, "visitor_id"),
+    sa.Index(None, "session_id"),
+    sa.Index(None, "created_at"),
+)
+
+# the timeline: one row per step (who / when / what), append-only
+ticket_events = sa.Table(
+    "ticket_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.String(32), sa.ForeignKey("tickets.id"), nullable=False),
+    sa.Column("at", Millis, nullable=False),
+    sa.Column("action", sa.String(24), nullable=False),
+    sa.Column("actor_type", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("actor_name", sa.String(120), nullable=True),
+    sa.Column("from_state", sa.String(24), nullable=True),
+    sa.Column("to_state", sa.String(24), nullable=True),
+    sa.Column("note", sa.String(1000), nullable=True),
+    sa.Column("data", Json, nullable=True),
+    sa.Index(None, "ticket_id", "id"),
+)
+# --- end cases ---

@@ -294,6 +294,7 @@
     ".sys{align-self:center;font-size:12px;color:var(--muted);background:#eceff4;border-radius:10px;",
     "padding:3px 10px;text-align:center;max-width:90%}",
     ".sys.warn{background:#fff4e5;color:#8a4b00}",
+    ".sys.ok{background:#e3f6eb;color:#0b7a3b}", // cases-money: a landed compensation
     ".order{background:#fff;border:1px solid var(--line);border-radius:10px;padding:10px;min-width:220px;color:#1d2433}",
     ".order .head{display:flex;justify-content:space-between;gap:8px;font-size:12px;color:var(--muted)}",
     ".order .status{color:#0f7b45;font-weight:600}",
@@ -570,6 +571,12 @@
         socket.on("typing", function (p) { self.onPeerTyping(p); });
         socket.on("notice", function (p) { self.onNotice(p); });
         self.attachBot(socket);
+        // --- cases: the customer's after-sales tickets (widget-tickets.js) ---
+        var cases = document.createElement("script");
+        cases.src = self.cfg.base + "/static/widget-tickets.js";
+        cases.onload = function () { if (window.ContactdTickets) window.ContactdTickets.attach(self, socket); };
+        document.head.appendChild(cases);
+        socket.on("compensation.updated", function (p) { self.onCompensation(p); }); // cases-money
       },
       function (err) {
         self.connecting = false;
@@ -661,6 +668,7 @@
       if (res.session) self.applySession(res.session);
       (res.messages || []).forEach(function (m) { self.addMessage(m, false); });
       self.pump();
+      self.loadCompensations(); // cases-money
     });
   };
 
@@ -675,6 +683,7 @@
     this.lastState = null;
     this.lastAgentId = null;
     this.showPeerTyping(null);
+    this.compShown = {}; // cases-money
   };
 
   Widget.prototype.resetForNewChat = function () {
@@ -1041,6 +1050,41 @@
     if (this.session && p.session_id && p.session_id !== this.session.session_id) return;
     var text = this.t.notice[p.code] || p.text || p.code;
     this.systemLine(text, "warn").setAttribute("data-code", p.code || "");
+  };
+
+  // ---------------------------------------------- compensation (cases-money) --
+  // "赔付 ¥15.00（余额）已到账": the customer-facing status of a compensation paid to them
+  Widget.prototype.onCompensation = function (p) {
+    var c = p && p.compensation;
+    if (!c || (this.session && p.session_id !== this.session.session_id)) return;
+    this.compShown = this.compShown || {};
+    var key = c.compensation_id + ":" + c.status;
+    if (this.compShown[key]) return;
+    this.compShown[key] = true;
+    var en = this.cfg.lang === "en";
+    var text = en
+      ? "Compensation " + money(c.amount) + " (" + c.asset_type + "): " + (c.status === "paid" ? "credited" : c.status)
+      : "赔付 " + money(c.amount) + "（" + c.asset_label + "）" + c.label;
+    var li = this.systemLine(text, c.status === "paid" ? "ok" : "");
+    li.setAttribute("data-testid", "cd-compensation");
+    li.setAttribute("data-status", c.status);
+  };
+
+  // after a (re)connect: the customer's orders as they stand now (GET /api/v1/im/compensations)
+  Widget.prototype.loadCompensations = function () {
+    var self = this;
+    var s = this.session;
+    if (!s || !this.visitorToken) return;
+    var url = this.cfg.base + "/api/v1/im/compensations?session_id=" + encodeURIComponent(s.session_id);
+    fetch(url, { headers: { Authorization: "Visitor " + this.visitorToken } })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (list) {
+        if (!self.session || self.session.session_id !== s.session_id) return;
+        list.slice().reverse().forEach(function (c) {
+          self.onCompensation({ session_id: s.session_id, compensation: c });
+        });
+      })
+      .catch(function () { /* offline: the live push still comes */ });
   };
 
   // ---------------------------------------------------------------- upload --
