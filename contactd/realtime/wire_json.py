@@ -11,7 +11,10 @@ import orjson
 
 
 def dumps(obj: Any, **_options: Any) -> str:
-    return orjson.dumps(obj).decode()
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # e.g. a dict keyed by numbers: written as strings, as json does
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def loads(data: str | bytes, **_options: Any) -> Any:
