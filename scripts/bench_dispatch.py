@@ -79,6 +79,7 @@ from contactd.clock import SystemClock
 from contactd.routing.service import RoutingEngine, new_contact_id
 from contactd.settings import QueueConfig, Settings, load_settings
 from contactd.storage.keyspace import SiteKeys
+from contactd.storage.redis import blocking_pool
 
 BENCH_QUEUE = "bench"
 BACKLOG_QUEUE = "backlog"
@@ -556,7 +557,7 @@ def render(result: dict[str, Any]) -> str:
 
 async def run(args: argparse.Namespace, url: str, loop_name: str) -> dict[str, Any]:
     started = time.perf_counter()
-    redis = Redis.from_url(url, max_connections=pool_size(args))
+    redis = Redis(connection_pool=blocking_pool(url, pool_size(args)))  # as the server builds it
     site = unique_site("bench")
     bench = Bench(redis, site, args)
     points: list[dict[str, Any]] = []

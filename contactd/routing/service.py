@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
+import orjson
 from redis.asyncio import Redis
 
 from contactd.bus import Bus
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 Channel = Literal["chat", "voice"]
 _MAX_NEED_ROUNDS = 4
 _HINT_CACHE = 100_000
+_PARTS_CACHE = 1_000
 
 
 def new_contact_id() -> str:
@@ -77,6 +79,10 @@ class RoutingEngine:
         # hints only: the scripts say which queues they need when a hint is wrong
         self._agent_queues: dict[str, list[str]] = {}
         self._contact_queue: OrderedDict[str, str] = OrderedDict()
+        # KEYS and the queues' config argument for a tuple of queue ids: the same strings on
+        # every call, so built once (bounded: the configured queues and the few removed
+        # ones a contact can still sit in)
+        self._call_parts: dict[tuple[str, ...], tuple[list[str], str]] = {}
         # --- monitor: called with (operation, seconds) after every script call ---
         self.observe_call: Callable[[str, float], None] | None = None
 
@@ -84,6 +90,18 @@ class RoutingEngine:
     def _queue_arg(self, queue_id: str) -> str:
         found = self._queue_json.get(queue_id)
         return found if found is not None else json.dumps(removed_queue_for_lua(queue_id))
+
+    def _parts(self, qids: list[str]) -> tuple[list[str], str]:
+        tag = tuple(qids)
+        found = self._call_parts.get(tag)
+        if found is None:
+            keys = self.keys.routing_site_keys()
+            for qid in qids:
+                keys.extend(self.keys.queue_keys(qid))
+            found = (keys, "[" + ",".join(self._queue_arg(q) for q in qids) + "]")
+            if len(self._call_parts) < _PARTS_CACHE:
+                self._call_parts[tag] = found
+        return found
 
     def _remember(self, contact_id: str, queue_id: str) -> None:
         self._contact_queue[contact_id] = queue_id
@@ -95,20 +113,13 @@ class RoutingEngine:
         qids = list(dict.fromkeys(queues))
         payload = json.dumps(args, separators=(",", ":"), ensure_ascii=False)
         for _ in range(_MAX_NEED_ROUNDS):
-            keys = self.keys.routing_site_keys()
-            for qid in qids:
-                keys.extend(self.keys.queue_keys(qid))
-            argv: list[str | int] = [
-                self.clock.now_ms(),
-                "[" + ",".join(self._queue_arg(q) for q in qids) + "]",
-                payload,
-                self._globals,
-            ]
+            keys, queues_arg = self._parts(qids)
+            argv: list[str | int] = [self.clock.now_ms(), queues_arg, payload, self._globals]
             started = time.perf_counter()
             raw = await self.scripts.call(name, keys, argv)
             if self.observe_call is not None:
                 self.observe_call(name, time.perf_counter() - started)
-            reply = json.loads(raw)
+            reply = orjson.loads(raw)
             if "need" in reply:
                 qids.extend(q for q in reply["need"] if q not in qids)
                 continue

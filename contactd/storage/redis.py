@@ -13,8 +13,17 @@ import contextlib
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from redis.exceptions import DataError
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +41,56 @@ class RedisUnavailable(Exception):
 POOL_SIZE = 64
 
 
+class _HiredisPacking(AbstractConnection):
+    """Packs each command with hiredis's C packer, as redis-py's synchronous client does by
+    default; its asyncio connections pack argument by argument in Python (about 15 µs
+    for a routing FCALL's 21 arguments against 1.5 µs). Same bytes for the same arguments
+    (str as UTF-8, int and float by their repr); anything else is a DataError, as before."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str):
+            args = tuple(args[0].encode().split()) + args[1:]
+        elif b" " in args[0]:
+            args = tuple(args[0].split()) + args[1:]
+        if any(isinstance(a, bool | bytearray | memoryview) for a in args):
+            for a in args:
+                if isinstance(a, bool):
+                    raise DataError(f"Invalid input of type: 'bool'. Convert {a!r} first.")
+            args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
+class _TcpConnection(_HiredisPacking, Connection):
+    pass
+
+
+class _UnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+    pass
+
+
+class _SslConnection(_HiredisPacking, SSLConnection):
+    pass
+
+
+_PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: _TcpConnection,
+    UnixDomainSocketConnection: _UnixConnection,
+    SSLConnection: _SslConnection,
+}
+
+
 def blocking_pool(url: str, size: int = POOL_SIZE) -> BlockingConnectionPool:
     """A pool that makes a burst wait for a free connection instead of failing (the default
-    pool raises "Too many connections" once it is exhausted, losing the operation)."""
-    return BlockingConnectionPool.from_url(
+    pool raises "Too many connections" once it is exhausted, losing the operation). Its
+    connections pack commands with hiredis (see ``_HiredisPacking``)."""
+    pool = BlockingConnectionPool.from_url(
         url, max_connections=size, timeout=20, health_check_interval=30
     )
+    pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
+    return pool
 
 
 def connect(url: str) -> Redis:
