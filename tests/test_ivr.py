@@ -287,6 +287,30 @@ async def test_retried_event_has_one_effect_and_the_same_answer(make_voice: Make
     assert len(await _calls(voice)) == 1
 
 
+async def test_a_call_announced_again_under_new_event_ids_is_queued_once(
+    make_voice: MakeVoice,
+) -> None:
+    """A platform that announces one call several times (each time a new event id), at
+    once: one session and one queued call, whichever announcement creates it."""
+    voice = await make_voice()
+    ivr = voice.ivr
+    events = [
+        ivr.event("call.incoming", "CA30", caller=ZHANG_SAN, dialled=DIRECT) for _ in range(5)
+    ]
+    replies = await asyncio.gather(*(ivr.send(e) for e in events))
+    assert all(r.status == 200 and not r.repeated for r in replies)
+    queued = [r.instruction for r in replies if r.instruction["action"] == "enqueue"]
+    assert queued and len({q["session_id"] for q in queued}) == 1
+    sessions = await _sessions_of(voice, ZHANG_SAN)
+    assert [s["id"] for s in sessions] == [queued[0]["session_id"]]
+    status, snap = await voice.rest("/api/v1/queues/phone", "super1")
+    assert status == 200 and snap["waiting"] == 1
+    # the call goes on: a later announcement, once it is queued, says the same
+    later = await ivr.send(ivr.event("call.incoming", "CA30", caller=ZHANG_SAN, dialled=DIRECT))
+    assert later.instruction["action"] == "enqueue"
+    assert later.instruction["session_id"] == queued[0]["session_id"]
+
+
 async def test_abandon_while_offered_withdraws_the_offer_at_once(make_voice: MakeVoice) -> None:
     voice = await make_voice()
     agent = await voice.voice_agent("agent1", ["phone"])

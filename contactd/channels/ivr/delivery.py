@@ -35,14 +35,17 @@ class Deliveries:
     ) -> tuple[StoredAnswer, bool]:
         """The answer to ``event`` and whether it is a repeat of an earlier answer."""
         digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
-        claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s)
+        new_call = self.service.new_call(event)
+        claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s, new_call)
         if claim.answer is not None:
             self.metrics.webhook_events.labels(source, event.type, "repeat").inc()
             return claim.answer, True
         assert claim.owner is not None
         with self.store.deferring() as states:
             try:
-                instruction = await self.service.handle(event)
+                instruction = await self.service.handle(
+                    event, None if new_call is None else (new_call, claim.created)
+                )
                 answer = render(event, instruction)
                 result: str = instruction.action
             except ContactdError as exc:  # a refusal is an answer too: a retry gets the same

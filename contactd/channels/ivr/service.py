@@ -78,9 +78,13 @@ class IvrService:
         self.t = ss.texts_for(self.cfg.language)
         self.lang = self.cfg.language
 
-    async def handle(self, event: IvrEvent) -> Instruction:
+    async def handle(
+        self, event: IvrEvent, new_call: tuple[CallState, bool] | None = None
+    ) -> Instruction:
+        """``new_call``: a call.incoming's state (``new_call(event)``) and whether it was
+        created already (with the event's claim); without it the state is created here."""
         if isinstance(event, CallIncoming):
-            return await self._incoming(event)
+            return await self._incoming(event, new_call)
         state = await self.store.call(event.call_id)
         if state is None:
             raise ContactdError(
@@ -100,17 +104,32 @@ class IvrService:
         raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
     # call.incoming --------------------------------------------------------------
-    async def _incoming(self, e: CallIncoming) -> Instruction:
-        state = CallState(
+    def new_call(self, event: IvrEvent) -> CallState | None:
+        """The state a call.incoming event creates (None for other events)."""
+        return self._call_state(event) if isinstance(event, CallIncoming) else None
+
+    def _call_state(self, e: CallIncoming) -> CallState:
+        return CallState(
             call_id=e.call_id,
             caller=e.caller,
             dialled=e.dialled,
             ivr_path=e.ivr_path,
             started_at=self.clock.now_ms(),
         )
-        # claim the call and look the caller up at the same time
-        created, customer = await asyncio.gather(self.store.create(state), self._customer(e.caller))
-        if created == "exists":  # the platform announced the call again (a new event id)
+
+    async def _incoming(
+        self, e: CallIncoming, new_call: tuple[CallState, bool] | None
+    ) -> Instruction:
+        if new_call is not None:
+            state, created = new_call
+            customer = await self._customer(e.caller)
+        else:  # claim the call and look the caller up at the same time
+            state = self._call_state(e)
+            made, customer = await asyncio.gather(
+                self.store.create(state), self._customer(e.caller)
+            )
+            created = made == "created"
+        if not created:  # the platform announced the call again (a new event id)
             again = await self.store.call(e.call_id)
             if again is not None:
                 return await self._resume(again)

@@ -43,6 +43,7 @@ class Claim:
 
     owner: str | None = None
     answer: StoredAnswer | None = None
+    created: bool = False  # the new call's state was created with the claim
 
 
 class IvrStore:
@@ -53,24 +54,41 @@ class IvrStore:
         self._claim = redis.register_script(_lua("claim"))
         self._release = redis.register_script(_lua("release"))
 
-    async def claim(self, event_id: str, digest: str, nonce: str | None, nonce_ttl_s: int) -> Claim:
+    async def claim(
+        self,
+        event_id: str,
+        digest: str,
+        nonce: str | None,
+        nonce_ttl_s: int,
+        new_call: CallState | None = None,
+    ) -> Claim:
         """Take an event for running, or get its earlier answer. ``digest`` identifies the
-        event's content: the same id with other content is refused (event_conflict)."""
+        event's content: the same id with other content is refused (event_conflict).
+        ``new_call`` (a call.incoming's state) is created with ``NX`` by the claim, in the
+        same step, when the event is ours (``Claim.created``): one round trip less."""
         owner = secrets.token_hex(8)
         pending = json.dumps({"owner": owner, "digest": digest})
         key = self.keys.ivr_event(event_id)
         nonce_key = self.keys.ivr_nonce(nonce or "-")
+        call_key = self.keys.ivr_call(new_call.call_id if new_call else "-")
+        call_json = new_call.model_dump_json() if new_call else ""
         deadline = asyncio.get_running_loop().time() + _WAIT_FOR_TWIN_S
         while True:
             raw = await self._claim(
-                keys=[nonce_key, key],
-                args=[nonce_ttl_s if nonce else 0, pending, _PENDING_TTL_S],
+                keys=[nonce_key, key, call_key],
+                args=[
+                    nonce_ttl_s if nonce else 0,
+                    pending,
+                    _PENDING_TTL_S,
+                    call_json,
+                    self.event_ttl_s,
+                ],
             )
             kind = raw[0].decode() if isinstance(raw[0], bytes) else raw[0]
             if kind == "replay":
                 raise ContactdError(ErrorCode.replayed, "this signed request was already received")
             if kind == "mine":
-                return Claim(owner=owner)
+                return Claim(owner=owner, created=raw[1] == 1)
             record = json.loads(raw[1])
             if record["digest"] != digest:
                 raise ContactdError(
