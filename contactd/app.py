@@ -31,6 +31,7 @@ from contactd.auth.service import AuthService
 from contactd.auth.visitors import VisitorAuth, load_secret_key
 from contactd.bus import Bus
 from contactd.cases.compensation_ctx import compensation_ctx  # --- cases-money ---
+from contactd.cases.phone_desk import PhoneCaseDesk
 from contactd.cases.screenpop import CasePop  # --- cases ---
 from contactd.cases.tickets_app import tickets_context  # --- cases ---
 from contactd.channels.bot.wiring import bot_ctx
@@ -55,6 +56,7 @@ from contactd.keys import (
     SESSIONS,
     SETTINGS,
     SIO,
+    TICKETS,
     UPLOADS,
     VISITORS,
 )
@@ -170,6 +172,12 @@ async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:  # --- cases
         yield
 
 
+async def phone_ctx(app: web.Application) -> AsyncIterator[None]:  # --- voice ---
+    desk = PhoneCaseDesk(app, app[TICKETS], app[SETTINGS].ivr.language)
+    async for _ in ivr_ctx(app, desk):
+        yield
+
+
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     sweeper = Sweeper(app[ENGINE], app[SETTINGS].routing.sweep_interval_s)
     task = asyncio.create_task(sweeper.run(), name="routing-sweeper")
@@ -203,7 +211,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(tickets_ctx)  # --- cases ---
     app.cleanup_ctx.append(chat_ctx)
     app.cleanup_ctx.append(bot_ctx)  # --- bot ---
-    app.cleanup_ctx.append(ivr_ctx)  # --- voice ---
+    app.cleanup_ctx.append(phone_ctx)  # --- voice (with the case module's desk) ---
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(monitor_ctx)  # --- monitor ---
     app.cleanup_ctx.append(compensation_ctx)  # --- cases-money ---

@@ -124,6 +124,24 @@ async def test_self_service_menu_answers_from_the_directory(make_voice: MakeVoic
     assert "IVR" in log and "顺丰速运" in log and "[main] 3" in log
 
 
+async def test_a_known_caller_hears_their_open_after_sales_tickets(make_voice: MakeVoice) -> None:
+    voice = await make_voice()
+    async with voice.http.post(
+        voice.base + "/api/v1/tickets",
+        json={"type": "complaint", "customer_id": "u1001", "reason": "配送员态度差"},
+        headers={"Authorization": "Bearer " + await voice.token("super1")},
+    ) as r:
+        assert r.status == 201, await r.text()
+        ticket = (await r.json())["ticket"]
+    await voice.ivr.incoming("CK1", ZHANG_SAN, HOTLINE)
+    heard = (await voice.ivr.menu("CK1", "main", digits="3")).instruction["prompt"]
+    assert ticket["type_label"] in heard and ticket["customer_status"] in heard
+    # a number on no account hears nobody's cases
+    await voice.ivr.incoming("CK2", STRANGER, HOTLINE)
+    nothing = (await voice.ivr.menu("CK2", "main", digits="3")).instruction["prompt"]
+    assert ticket["type_label"] not in nothing and "没有处理中的售后" in nothing
+
+
 async def test_unknown_caller_reads_an_order_by_number(make_voice: MakeVoice) -> None:
     voice = await make_voice()
     ivr = voice.ivr

@@ -1,8 +1,6 @@
-"""What the IVR needs from the case module (after-sales tickets and compensation orders),
-which is built on another branch: a small interface and the stand-in used until it lands.
-
-The case module implements :class:`CaseDesk` and is passed to ``IvrService``; nothing else
-in the phone channel changes."""
+"""What the IVR needs from the case module (after-sales tickets and compensation orders):
+a small interface, implemented by ``contactd.cases.phone_desk.PhoneCaseDesk`` (wired in
+``app.phone_ctx``), and a stand-in for an IVR run without the case module."""
 
 from __future__ import annotations
 
@@ -35,8 +33,8 @@ class CaseDesk(Protocol):
 
 
 class NoCaseModule:
-    """Until the case module is merged: no cases, and voicemails stay callback requests
-    (listed by ``GET /api/v1/ivr/callbacks``)."""
+    """Without the case module: no cases, and voicemails stay callback requests (listed by
+    ``GET /api/v1/ivr/callbacks``)."""
 
     async def open_cases(self, customer_id: str | None, phone: str) -> list[CaseStatus]:
         return []
