@@ -334,6 +334,7 @@ async def test_review_to_payout_over_http_with_live_pushes(api: Api) -> None:
         metrics = await r.text()
     assert 'contactd_compensation_changes_total{topic="paid"} 1.0' in metrics
     assert 'contactd_compensation_paid_fen_total{asset="balance"} 15000.0' in metrics
+    assert 'contactd_payouts_total{outcome="paid"} 1.0' in metrics
     _, payouts, _ = await api.call("GET", "/api/v1/payouts?state=succeeded", "fin1")
     assert [p["compensation_id"] for p in payouts["items"]] == [order["id"]]
     _, history, _ = await api.call("GET", f"/api/v1/compensations/{order['id']}/history", "ag1")

@@ -26,7 +26,9 @@ from contactd.realtime import compensation as realtime
 async def compensation_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, bus = app[SETTINGS], app[BUS]
     unsubscribe = realtime.install(app[SIO], settings, app[METRICS], app[AUTH], bus)
-    unsubscribe_metrics = bus.subscribe(CompensationMetrics(app[METRICS].registry).observe)
+    unsubscribe_metrics = bus.subscribe(
+        CompensationMetrics(app[METRICS].registry, app[METRICS].payouts).observe
+    )
     async with compensation_running(
         settings, app[DB], app[CLOCK], bus, app[AUDIT], app[DIRECTORY]
     ) as ctx:

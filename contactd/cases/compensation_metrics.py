@@ -8,9 +8,17 @@ from pydantic import BaseModel
 
 from contactd.cases.compensation_events import CompensationChanged
 
+# webhook topic → outcome of the app-wide ``contactd_payouts`` counter (contactd/metrics.py)
+_PAYOUT_OUTCOMES = {
+    "compensation.paid": "paid",
+    "compensation.payout_failed": "failed",
+    "compensation.payout_retried": "retried",
+}
+
 
 class CompensationMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, payouts: Counter) -> None:
+        self.payouts = payouts
         self.changes = Counter(
             "contactd_compensation_changes",
             "Compensation order changes by topic (created, approved, paid, payout_failed...)",
@@ -27,5 +35,7 @@ class CompensationMetrics:
     def observe(self, event: BaseModel) -> None:
         if isinstance(event, CompensationChanged):
             self.changes.labels(event.topic.removeprefix("compensation.")).inc()
+            if (outcome := _PAYOUT_OUTCOMES.get(event.topic)) is not None:
+                self.payouts.labels(outcome).inc()
             if event.topic == "compensation.paid":
                 self.paid_fen.labels(event.order.asset_type.value).inc(event.order.amount)
