@@ -8,14 +8,16 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.clock import ManualClock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions import repository as repo
 from contactd.sessions.messages import MessageLog
-from contactd.sessions.models import Guard, NewMessage, Sender
+from contactd.sessions.models import Attachment, Guard, NewMessage, Sender
 from contactd.storage.db import write_transaction
+from contactd.storage.tables import service_sessions, session_messages
 
 CUSTOMER = Sender(type="customer", id="u1", name="张三")
 AGENT = Sender(type="agent", id="agent1", name="客服一")
@@ -162,3 +164,54 @@ async def test_a_guard_is_checked_against_the_session_as_it_is_when_storing(
         == ErrorCode.contact_not_active
     )
     assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "a3"]
+
+
+async def test_a_large_batch_of_mixed_messages_is_stored_whole_and_replays_as_sent(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """Attachments, order cards and plain text in one batch larger than one statement's
+    rows (many sessions at once): every message comes back as it was sent, in order, and
+    an absent attachment or card is stored as SQL NULL."""
+    sessions = [f"S20261124-{i:06d}" for i in range(1, 121)]
+    for sid in sessions:
+        await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    pic = Attachment(id="a1", name="发票.png", content_type="image/png", size=12, url="/u/a1")
+    sends = []
+    for n, sid in enumerate(sessions):
+        sends.append(text(sid, "t1", CUSTOMER))
+        sends.append(
+            NewMessage(
+                session_id=sid, client_msg_id="p1", sender=AGENT, kind="image", attachment=pic
+            )
+            if n % 2
+            else NewMessage(
+                session_id=sid,
+                client_msg_id="o1",
+                sender=AGENT,
+                kind="order_card",
+                order={"order_no": f"O{n}", "items": ["茶叶", 2], "paid": True},
+            )
+        )
+    stored = await asyncio.gather(*(log.append(m) for m in sends))
+    assert [s.message.seq for s in stored] == [1, 2] * len(sessions)
+    for n, sid in enumerate(sessions):
+        replay = await log.since(sid, 0)
+        assert [(m.seq, m.kind, m.text, m.attachment, m.order) for m in replay] == [
+            (1, "text", "x", None, None),
+            (2, sends[2 * n + 1].kind, None, sends[2 * n + 1].attachment, sends[2 * n + 1].order),
+        ]
+        assert replay == [s.message for s in stored[2 * n : 2 * n + 2]]
+    async with db.connect() as conn:
+        nulls = await conn.execute(
+            sa.select(sa.func.count()).where(
+                session_messages.c.kind == "text",
+                session_messages.c.attachment.is_(None),
+                session_messages.c.order_card.is_(None),
+                session_messages.c.session_id.in_(sessions),
+            )
+        )
+        assert nulls.scalar_one() == len(sessions)
+        seqs = await conn.execute(
+            sa.select(service_sessions.c.last_seq).where(service_sessions.c.id.in_(sessions))
+        )
+        assert set(seqs.scalars().all()) == {2}
