@@ -215,3 +215,49 @@ async def test_a_large_batch_of_mixed_messages_is_stored_whole_and_replays_as_se
             sa.select(service_sessions.c.last_seq).where(service_sessions.c.id.in_(sessions))
         )
         assert set(seqs.scalars().all()) == {2}
+
+
+async def test_the_session_returned_with_a_stored_message_is_the_row_as_it_was_read(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """What the log hands back (and the message is announced with) is the whole session
+    row, JSON columns included, exactly as a plain read gives it."""
+    sid = "S20261125-000001"
+    await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    async with write_transaction(db) as conn:
+        await repo.update(
+            conn,
+            sid,
+            {
+                "agent_id": "agent1",
+                "agents": ["agent9", "agent1"],
+                "meta": {"question": "退款", "bot": {"turns": [1, 2]}, "vip": True},
+                "customer_name": "张三",
+                "visitor_id": "v1",
+            },
+        )
+    async with db.connect() as conn:
+        before = await repo.get(conn, sid)
+    stored = await log.append(text(sid, "c1", CUSTOMER), Guard(visitor_id="v1"))
+    assert stored.session == before
+    assert stored.session.agents == ["agent9", "agent1"]
+
+
+async def test_a_resend_is_matched_by_its_own_session_and_id_only(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """(session A, id c2) stored earlier: in a later batch (A, c1) and (B, c2) are new
+    messages, not resends, while (A, c2) again is the earlier message."""
+    a, b = "S20261126-000001", "S20261126-000002"
+    for sid in (a, b):
+        await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    first = await log.append(text(a, "c2", CUSTOMER))
+    again, new_a, new_b = await asyncio.gather(
+        log.append(text(a, "c2", CUSTOMER)),
+        log.append(text(a, "c1", CUSTOMER)),
+        log.append(text(b, "c2", CUSTOMER)),
+    )
+    assert (again.created, again.message) == (False, first.message)
+    assert (new_a.created, new_a.message.seq) == (True, 2)
+    assert (new_b.created, new_b.message.seq) == (True, 1)
+    assert [m.client_msg_id for m in await log.since(a, 0)] == ["c2", "c1"]
