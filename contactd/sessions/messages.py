@@ -23,7 +23,6 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -246,39 +245,11 @@ def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored |
 
 
 def _sessions(conn: Connection, ids: set[str]) -> dict[str, SessionRecord]:
-    if conn.dialect.name == "sqlite":
-        return _sqlite_sessions(conn, ids)
     q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(ids)))
     if conn.dialect.name == "postgresql":
         q = q.with_for_update()
     rows = conn.execute(q).mappings().all()
     return {r["id"]: repo.record_from_row(r) for r in rows}
-
-
-def _sessions_sql() -> str:
-    values = ", ".join(
-        f'json("{c.name}")' if isinstance(c.type, sa.JSON) else f'"{c.name}"'
-        for c in service_sessions.c
-    )
-    return f"SELECT json_group_array(json_array({values})) FROM service_sessions WHERE id IN "
-
-
-_SESSIONS_SQL = _sessions_sql()
-_SESSION_COLUMNS = tuple(c.name for c in service_sessions.c)
-
-
-def _sqlite_sessions(conn: Connection, ids: set[str]) -> dict[str, SessionRecord]:
-    """The sessions as one JSON row: one driver step, however many sessions (a step per
-    row would hand the GIL to the event loop and wait for it back, once per row)."""
-    found: dict[str, SessionRecord] = {}
-    wanted = list(ids)
-    for start in range(0, len(wanted), _MAX_VARIABLES):
-        chunk = wanted[start : start + _MAX_VARIABLES]
-        sql = _SESSIONS_SQL + "(" + ", ".join("?" * len(chunk)) + ")"
-        for values in orjson.loads(conn.exec_driver_sql(sql, tuple(chunk)).scalar_one()):
-            record = repo.record_from_row(dict(zip(_SESSION_COLUMNS, values, strict=True)))
-            found[record.id] = record
-    return found
 
 
 def _resends(conn: Connection, msgs: list[NewMessage]) -> dict[tuple[str, str], Message]:
