@@ -8,14 +8,16 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.clock import ManualClock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions import repository as repo
 from contactd.sessions.messages import MessageLog
-from contactd.sessions.models import Guard, NewMessage, Sender
+from contactd.sessions.models import Attachment, Guard, NewMessage, Sender
 from contactd.storage.db import write_transaction
+from contactd.storage.tables import service_sessions, session_messages
 
 CUSTOMER = Sender(type="customer", id="u1", name="张三")
 AGENT = Sender(type="agent", id="agent1", name="客服一")
@@ -162,3 +164,100 @@ async def test_a_guard_is_checked_against_the_session_as_it_is_when_storing(
         == ErrorCode.contact_not_active
     )
     assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "a3"]
+
+
+async def test_a_large_batch_of_mixed_messages_is_stored_whole_and_replays_as_sent(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """Attachments, order cards and plain text in one batch larger than one statement's
+    rows (many sessions at once): every message comes back as it was sent, in order, and
+    an absent attachment or card is stored as SQL NULL."""
+    sessions = [f"S20261124-{i:06d}" for i in range(1, 121)]
+    for sid in sessions:
+        await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    pic = Attachment(id="a1", name="发票.png", content_type="image/png", size=12, url="/u/a1")
+    sends = []
+    for n, sid in enumerate(sessions):
+        sends.append(text(sid, "t1", CUSTOMER))
+        sends.append(
+            NewMessage(
+                session_id=sid, client_msg_id="p1", sender=AGENT, kind="image", attachment=pic
+            )
+            if n % 2
+            else NewMessage(
+                session_id=sid,
+                client_msg_id="o1",
+                sender=AGENT,
+                kind="order_card",
+                order={"order_no": f"O{n}", "items": ["茶叶", 2], "paid": True},
+            )
+        )
+    stored = await asyncio.gather(*(log.append(m) for m in sends))
+    assert [s.message.seq for s in stored] == [1, 2] * len(sessions)
+    for n, sid in enumerate(sessions):
+        replay = await log.since(sid, 0)
+        assert [(m.seq, m.kind, m.text, m.attachment, m.order) for m in replay] == [
+            (1, "text", "x", None, None),
+            (2, sends[2 * n + 1].kind, None, sends[2 * n + 1].attachment, sends[2 * n + 1].order),
+        ]
+        assert replay == [s.message for s in stored[2 * n : 2 * n + 2]]
+    async with db.connect() as conn:
+        nulls = await conn.execute(
+            sa.select(sa.func.count()).where(
+                session_messages.c.kind == "text",
+                session_messages.c.attachment.is_(None),
+                session_messages.c.order_card.is_(None),
+                session_messages.c.session_id.in_(sessions),
+            )
+        )
+        assert nulls.scalar_one() == len(sessions)
+        seqs = await conn.execute(
+            sa.select(service_sessions.c.last_seq).where(service_sessions.c.id.in_(sessions))
+        )
+        assert set(seqs.scalars().all()) == {2}
+
+
+async def test_the_session_returned_with_a_stored_message_is_the_row_as_it_was_read(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """What the log hands back (and the message is announced with) is the whole session
+    row, JSON columns included, exactly as a plain read gives it."""
+    sid = "S20261125-000001"
+    await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    async with write_transaction(db) as conn:
+        await repo.update(
+            conn,
+            sid,
+            {
+                "agent_id": "agent1",
+                "agents": ["agent9", "agent1"],
+                "meta": {"question": "退款", "bot": {"turns": [1, 2]}, "vip": True},
+                "customer_name": "张三",
+                "visitor_id": "v1",
+            },
+        )
+    async with db.connect() as conn:
+        before = await repo.get(conn, sid)
+    stored = await log.append(text(sid, "c1", CUSTOMER), Guard(visitor_id="v1"))
+    assert stored.session == before
+    assert stored.session.agents == ["agent9", "agent1"]
+
+
+async def test_a_resend_is_matched_by_its_own_session_and_id_only(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """(session A, id c2) stored earlier: in a later batch (A, c1) and (B, c2) are new
+    messages, not resends, while (A, c2) again is the earlier message."""
+    a, b = "S20261126-000001", "S20261126-000002"
+    for sid in (a, b):
+        await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    first = await log.append(text(a, "c2", CUSTOMER))
+    again, new_a, new_b = await asyncio.gather(
+        log.append(text(a, "c2", CUSTOMER)),
+        log.append(text(a, "c1", CUSTOMER)),
+        log.append(text(b, "c2", CUSTOMER)),
+    )
+    assert (again.created, again.message) == (False, first.message)
+    assert (new_a.created, new_a.message.seq) == (True, 2)
+    assert (new_b.created, new_b.message.seq) == (True, 1)
+    assert [m.client_msg_id for m in await log.since(a, 0)] == ["c2", "c1"]

@@ -15,6 +15,7 @@ from contactd.channels.im import ChatService
 from contactd.errors import ContactdError
 from contactd.realtime.agent import agent_room
 from contactd.realtime.customer import session_room
+from contactd.realtime.fanout import FanOut
 from contactd.realtime.gateway import dump
 from contactd.realtime.supervisor import SupervisorNamespace, watch_room
 from contactd.routing import events as rev
@@ -57,6 +58,7 @@ class SocketListeners:
         supervisor: SupervisorNamespace,
     ) -> None:
         self.sio = sio
+        self.fanout: FanOut = sio.manager
         self.chat = chat
         self.routing = routing
         self.supervisor = supervisor
@@ -121,18 +123,14 @@ class SocketListeners:
             self.supervisor.changed(event)
 
     async def _message(self, event: sev.MessageCreated) -> None:
-        payload = {"message": dump(event.message)}
-        await self.sio.emit(
-            "message", payload, room=session_room(event.message.session_id), namespace="/customer"
-        )
+        session_id = event.message.session_id
+        targets = [("/customer", session_room(session_id))]
         if event.agent_id:
-            await self.sio.emit(
-                "message", payload, room=agent_room(event.agent_id), namespace="/agent"
-            )
+            targets.append(("/agent", agent_room(event.agent_id)))
         # supervisors who joined the chat (silently or visibly)
-        await self.sio.emit(
-            "message", payload, room=watch_room(event.message.session_id), namespace="/supervisor"
-        )
+        targets.append(("/supervisor", watch_room(session_id)))
+        # one encoding of the message for the three rooms
+        await self.fanout.emit_to("message", {"message": dump(event.message)}, targets)
 
     async def _session(self, event: sev.SessionChanged) -> None:
         view = dump(await self.chat.view(event.session))

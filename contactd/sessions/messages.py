@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sqlite3
 import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -252,10 +253,22 @@ def _sessions(conn: Connection, ids: set[str]) -> dict[str, SessionRecord]:
 
 
 def _resends(conn: Connection, msgs: list[NewMessage]) -> dict[tuple[str, str], Message]:
-    pairs = list({(m.session_id, m.client_msg_id) for m in msgs})
-    key = sa.tuple_(session_messages.c.session_id, session_messages.c.client_msg_id)
-    rows = conn.execute(sa.select(session_messages).where(key.in_(pairs))).mappings()
-    return {(r["session_id"], r["client_msg_id"]): message_from_row(r) for r in rows.all()}
+    """The stored messages these are resends of. Two ``IN`` lists, not one list of
+    (session, client_msg_id) pairs: SQLite answers a row-value ``IN`` by scanning the
+    whole table; these two are one search of the unique index per pair (the few rows
+    that match one list each but no pair are dropped here)."""
+    pairs = {(m.session_id, m.client_msg_id) for m in msgs}
+    t = session_messages
+    q = sa.select(t).where(
+        t.c.session_id.in_(list({p[0] for p in pairs})),
+        t.c.client_msg_id.in_(list({p[1] for p in pairs})),
+    )
+    found: dict[tuple[str, str], Message] = {}
+    for r in conn.execute(q).mappings().all():
+        key = (r["session_id"], r["client_msg_id"])
+        if key in pairs:
+            found[key] = message_from_row(r)
+    return found
 
 
 def _store(
@@ -278,7 +291,8 @@ def _store(
         )
         for n, i in enumerate(idxs):
             m = msgs[i]
-            stored = Message(
+            # built from data validated at the edge (NewMessage): no second validation
+            stored = Message.model_construct(
                 id="m_" + secrets.token_hex(8),
                 session_id=session_id,
                 seq=record.last_seq + 1 + n,
@@ -318,19 +332,82 @@ def _store(
                 "u_total": reply.total_ms,
             }
         )
+    if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33):
+        _sqlite_rows(conn, _UPDATE_SQL, updates)
+        _sqlite_rows(conn, _INSERT_SQL, inserts)
+        return
     if updates:
         t = service_sessions
         conn.execute(
             sa.update(t)
             .where(t.c.id == sa.bindparam("u_id"))
-            .values(
-                last_seq=sa.bindparam("u_last_seq"),
-                awaiting_reply_since=sa.bindparam("u_awaiting"),
-                first_response_at=sa.bindparam("u_first"),
-                responses=sa.bindparam("u_responses"),
-                response_total_ms=sa.bindparam("u_total"),
-            ),
+            .values(**{col: sa.bindparam(key) for key, col in _UPDATED.items()}),
             updates,
         )
     if inserts:
         conn.execute(sa.insert(session_messages), inserts)
+
+
+# SQLite: each statement the driver steps gives the GIL up and must win it back from the
+# busy event loop (up to the switch interval each time), so an executemany of n rows
+# costs n hand-offs. The batch's update and insert are each one statement with many rows
+# (a few for large batches), written as plain SQL: compiling them with SQLAlchemy cost
+# more than it saved. Values go through the columns' own bind processors (JSON), so
+# the rows are stored exactly as SQLAlchemy stores them.
+_UPDATED = {  # parameter key -> service_sessions column
+    "u_last_seq": "last_seq",
+    "u_awaiting": "awaiting_reply_since",
+    "u_first": "first_response_at",
+    "u_responses": "responses",
+    "u_total": "response_total_ms",
+}
+_MAX_VARIABLES = 999  # SQLite's lowest limit of parameters per statement (before 3.32)
+
+
+class _RowsSql(NamedTuple):
+    head: str  # the statement up to its VALUES rows
+    tail: str  # after them
+    keys: tuple[str, ...]  # parameter keys, in the order of a row's values
+    columns: tuple[sa.Column[Any], ...]  # whose bind processors apply
+
+
+def _update_sql() -> _RowsSql:
+    sets = ", ".join(f"{col} = v.column{n}" for n, col in enumerate(_UPDATED.values(), 2))
+    return _RowsSql(
+        f"UPDATE service_sessions SET {sets} FROM (VALUES ",
+        ") AS v WHERE service_sessions.id = v.column1",
+        ("u_id", *_UPDATED),
+        (service_sessions.c.id, *(service_sessions.c[col] for col in _UPDATED.values())),
+    )
+
+
+def _insert_sql() -> _RowsSql:
+    columns = tuple(session_messages.c)
+    names = ", ".join(c.name for c in columns)
+    return _RowsSql(
+        f"INSERT INTO session_messages ({names}) VALUES ",
+        "",
+        tuple(c.name for c in columns),
+        columns,
+    )
+
+
+_UPDATE_SQL = _update_sql()
+_INSERT_SQL = _insert_sql()
+
+
+def _sqlite_rows(conn: Connection, sql: _RowsSql, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    procs = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in sql.columns]
+    width = len(sql.keys)
+    one = "(" + ", ".join("?" * width) + ")"
+    per = _MAX_VARIABLES // width
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        params: list[Any] = []
+        for row in chunk:
+            for key, proc in zip(sql.keys, procs, strict=True):
+                value = row[key]
+                params.append(proc(value) if proc is not None else value)
+        conn.exec_driver_sql(sql.head + ", ".join([one] * len(chunk)) + sql.tail, tuple(params))

@@ -176,7 +176,8 @@ def test_customer_and_agent_chat_with_screen_pop_and_typing(pages: Pages) -> Non
     expect(customer.locator("li.msg.pending")).to_have_count(0)
     agent_image = agent.locator("#messages li.msg.customer img")
     expect(agent_image).to_have_count(1)
-    assert agent_image.evaluate("img => img.complete && img.naturalWidth") == 1
+    # loaded and decoded (decode() waits for the download and fails on a broken image)
+    assert agent_image.evaluate("img => img.decode().then(() => img.naturalWidth)") == 1
     assert pages.js_errors() == []
 
 
