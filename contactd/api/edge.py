@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from contactd.auth.models import AuditContext, Principal
 from contactd.errors import ContactdError, ErrorCode
-from contactd.keys import AUTH, METRICS
+from contactd.keys import AUTH, CHAT, METRICS, VISITORS
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -159,3 +159,27 @@ def ms_param(value: str | None, field: str) -> int | None:
         return int(datetime.fromisoformat(value).timestamp() * 1000)
     except ValueError as exc:
         raise ContactdError(ErrorCode.validation_failed, f"{field} must be a date or ms") from exc
+
+
+def visitor_id(request: web.Request) -> str | None:
+    """The verified visitor of ``Authorization: Visitor <token>``; None without that header
+    (a bad or expired token raises)."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Visitor "):
+        return None
+    return request.app[VISITORS].verify(header[8:].strip())
+
+
+async def visitor_of(request: web.Request) -> tuple[str, str | None]:
+    """The visitor and, through one of their sessions (``?session_id=``), their customer id;
+    401 without a visitor token."""
+    visitor = visitor_id(request)
+    if visitor is None:
+        raise ContactdError(
+            ErrorCode.unauthenticated, "send Authorization: Visitor <visitor token>"
+        )
+    sid = request.query.get("session_id")
+    if not sid:
+        return visitor, None
+    record = await request.app[CHAT].customer_session(visitor, sid)
+    return visitor, record.customer_id

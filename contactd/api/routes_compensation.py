@@ -11,9 +11,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contactd.api.edge import audit_context, json_model, principal, read_body
+from contactd.api.edge import audit_context, json_model, principal, read_body, visitor_of
 from contactd.api.registry import api
-from contactd.api.routes_tickets import _visitor as visitor_of
 from contactd.auth.models import AuditContext, Principal
 from contactd.cases.compensation_config import AssetType, SceneConfig
 from contactd.cases.compensation_models import (

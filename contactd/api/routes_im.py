@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict
 
-from contactd.api.edge import json_model, ms_param, paging, principal
+from contactd.api.edge import json_model, ms_param, paging, principal, visitor_id
 from contactd.api.registry import api
 from contactd.errors import ContactdError, ErrorCode
-from contactd.keys import CHAT, UPLOADS, VISITORS
+from contactd.keys import CHAT, UPLOADS
 from contactd.sessions.models import Attachment, SessionDetail, SessionRecord
 
 E = ErrorCode
@@ -26,9 +26,8 @@ class SessionPage(BaseModel):
 async def _uploader(request: web.Request, session_id: str) -> str:
     """A visitor (``Authorization: Visitor <token>``) of the session, or its agent."""
     chat = request.app[CHAT]
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Visitor "):
-        visitor = request.app[VISITORS].verify(header[8:].strip())
+    visitor = visitor_id(request)
+    if visitor is not None:
         await chat.customer_session(visitor, session_id)
         return f"visitor:{visitor}"
     who = await principal(request, "agent.work")

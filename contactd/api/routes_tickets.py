@@ -14,7 +14,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from contactd.api.edge import json_model, principal, read_body
+from contactd.api.edge import json_model, principal, read_body, visitor_of
 from contactd.api.registry import api
 from contactd.auth.models import Principal
 from contactd.cases.tickets_models import (
@@ -30,7 +30,7 @@ from contactd.cases.tickets_models import (
     actor_of,
 )
 from contactd.errors import ContactdError, ErrorCode
-from contactd.keys import AUTH, CHAT, TICKETS, VISITORS
+from contactd.keys import AUTH, CHAT, TICKETS
 from contactd.sessions.models import SessionRecord
 
 E = ErrorCode
@@ -463,19 +463,6 @@ def _lang(request: web.Request) -> Lang:
     return "en" if request.query.get("lang") == "en" else "zh"
 
 
-async def _visitor(request: web.Request) -> tuple[str, str | None]:
-    """The visitor id and, through one of their sessions (``session_id``), customer id."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Visitor "):
-        raise ContactdError(E.unauthenticated, "send Authorization: Visitor <visitor token>")
-    visitor = request.app[VISITORS].verify(header[8:].strip())
-    sid = request.query.get("session_id")
-    if not sid:
-        return visitor, None
-    record = await request.app[CHAT].customer_session(visitor, sid)
-    return visitor, record.customer_id
-
-
 @api.route(
     "GET",
     "/api/v1/im/tickets",
@@ -489,7 +476,7 @@ async def _visitor(request: web.Request) -> tuple[str, str | None]:
 async def customer_tickets(request: web.Request) -> web.Response:
     """``Authorization: Visitor <token>``; with ``session_id`` (one of the visitor's
     sessions) also the tickets of the signed-in customer from any earlier visit."""
-    visitor, customer = await _visitor(request)
+    visitor, customer = await visitor_of(request)
     items = await request.app[TICKETS].for_customer(customer, visitor, _lang(request))
     return json_model(CustomerTicketList(items=items))
 
@@ -505,7 +492,7 @@ async def customer_tickets(request: web.Request) -> web.Response:
     query={"session_id": "string", "lang": "string"},
 )
 async def customer_urge(request: web.Request) -> web.Response:
-    visitor, customer = await _visitor(request)
+    visitor, customer = await visitor_of(request)
     tid = request.match_info["ticket_id"]
     view = await request.app[TICKETS].urge(visitor, customer, tid, _lang(request))
     return json_model(view)
