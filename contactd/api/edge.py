@@ -183,3 +183,12 @@ async def visitor_of(request: web.Request) -> tuple[str, str | None]:
         return visitor, None
     record = await request.app[CHAT].customer_session(visitor, sid)
     return visitor, record.customer_id
+
+
+def period_params(
+    request: web.Request, now_ms: int, default_ms: int = 86_400_000
+) -> tuple[int, int]:
+    """``since``/``until`` query values (ISO dates or ms): by default the last 24 hours."""
+    until = ms_param(request.query.get("until"), "until") or now_ms
+    since = ms_param(request.query.get("since"), "since") or until - default_ms
+    return since, until

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from contactd.api.edge import audit_context, json_model, ms_param, paging, principal, read_body
+from contactd.api.edge import (
+    audit_context,
+    json_model,
+    paging,
+    period_params,
+    principal,
+    read_body,
+)
 from contactd.api.registry import api
 from contactd.channels.bot.models import (
     Faq,
@@ -211,6 +218,5 @@ async def request_list(request: web.Request) -> web.Response:
 async def bot_summary(request: web.Request) -> web.Response:
     """``since``/``until``: ISO dates or ms; the last 24 hours by default."""
     await principal(request, "contacts.view")
-    until = ms_param(request.query.get("until"), "until") or request.app[CLOCK].now_ms()
-    since = ms_param(request.query.get("since"), "since") or until - 86_400_000
+    since, until = period_params(request, request.app[CLOCK].now_ms())
     return json_model(await summary(request.app[DB], since, until))

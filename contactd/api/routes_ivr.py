@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from contactd.api.edge import (
     error_response,
     json_model,
-    ms_param,
     paging,
+    period_params,
     principal,
     validation_details,
 )
@@ -182,8 +182,7 @@ async def call_summary(request: web.Request) -> web.Response:
     """``since``/``until``: ISO dates or ms; the last 24 hours by default."""
     await principal(request, "contacts.view")
     now = request.app[CLOCK].now_ms()
-    until = ms_param(request.query.get("until"), "until") or now
-    since = ms_param(request.query.get("since"), "since") or until - 86_400_000
+    since, until = period_params(request, now)
     counts = await request.app[IVR].service.repo.outcomes(since, until)
     total = sum(counts.values())
     return json_model(
