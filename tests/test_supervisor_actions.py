@@ -4,10 +4,11 @@ only their queues and teams, and the socket view is fresh within a second (measu
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from contactd.keys import AUDIT, ENGINE
+from contactd.keys import AUDIT, ENGINE, MONITOR
 from tests.chat_helpers import Peer
 from tests.monitor_helpers import MakeFloor, floor_guard, make_floor  # noqa: F401  (fixtures)
 
@@ -161,6 +162,37 @@ async def test_the_live_view_is_fresh_within_a_second_on_every_node(
         await sup.wait("snapshot", arrived, since=mark)
         worst = max(worst, time.monotonic() - started)
     assert worst <= 1.0, f"the monitor was {worst:.3f} s behind"
+
+
+async def test_a_floor_nobody_watches_computes_no_snapshots(make_floor: MakeFloor) -> None:  # noqa: F811
+    """Routing changes cost no live-monitor work while no supervisor is connected anywhere;
+    one who connects (here, to the other node) gets every change from then on."""
+    node_a = await make_floor()
+    node_b = await make_floor(users=False)
+    live = node_a.app[MONITOR].live
+    computed = 0
+    real = live.snapshot
+
+    async def counting() -> Any:
+        nonlocal computed
+        computed += 1
+        return await real()
+
+    live.snapshot = counting  # type: ignore[method-assign]
+    engine = node_a.app[ENGINE]
+    for i in range(5):
+        await engine.enqueue("sales", contact_id=f"u{i}")
+    await asyncio.sleep(1.5)  # three push intervals
+    assert computed == 0
+
+    sup = await node_b.supervisor("sup")
+    first = await sup.wait("snapshot")
+    assert first["queues"][0]["waiting"] == 5
+    mark = sup.mark()
+    await engine.enqueue("sales", contact_id="u5")  # on the node without supervisors
+    seen = await sup.wait("snapshot", lambda d: d["queues"][0]["waiting"] == 6, since=mark)
+    assert seen["queues"][0]["stats"]["today"]["offered"] == 6
+    assert computed >= 1
 
 
 async def test_supervisor_joins_a_chat_silently_then_visibly(make_floor: MakeFloor) -> None:  # noqa: F811

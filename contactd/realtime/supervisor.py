@@ -3,12 +3,15 @@ seconds), never more often than ``monitor.push_interval_s``.
 
 Every supervisor is in the room of their role; each push sends each role room the part of
 the snapshot that role may see (monitor.scopes). Rooms fan out through Redis, so a push
-made by the node where something changed reaches supervisors on every node."""
+made by the node where something changed reaches supervisors on every node — as long as
+some node has a supervisor connected (``cd:{s}:mon:watched``): a floor nobody watches pays
+nothing for the snapshots."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 
 ROOM = "supervisors"
 _HEARTBEAT_S = 5.0  # waits grow without events: push at least this often
+_WATCHED_TTL_S = 15  # a node with supervisors says so at least every heartbeat
+_WATCHED_CHECK_S = 0.25  # how stale a node's "nobody watches" may be
 
 
 def role_room(role: str | None) -> str:
@@ -49,6 +54,9 @@ class SupervisorNamespace(Namespace):
         self.routing = routing
         self.dirty = asyncio.Event()
         self.monitor: Monitor | None = None
+        self._watched_key = routing.keys.monitor_watched
+        self._announced = -math.inf  # when this node last said it has watchers
+        self._seen: tuple[float, bool] = (-math.inf, False)  # last look at the key
         self.events = {
             "refresh": Event(None, self._refresh),
             "session.join": Event(JoinPayload, self._join),
@@ -74,6 +82,7 @@ class SupervisorNamespace(Namespace):
         await self.save_session(sid, {"role": role, "who": who, "ip": ip, "joined": {}})
         await self.enter_room(sid, ROOM)
         await self.enter_room(sid, role_room(role))
+        await self._announce(force=True)
         await self.emit("snapshot", await self.snapshot(role), to=sid)
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
@@ -147,13 +156,45 @@ class SupervisorNamespace(Namespace):
             view = scoped(snap, scope_of_role(self.settings, role))
             await self.emit("snapshot", dump(view), room=role_room(role))
 
+    def _local_watchers(self) -> bool:
+        return bool(self.server.manager.rooms.get(self.namespace, {}).get(ROOM))
+
+    async def _announce(self, force: bool = False) -> None:
+        """Tell every node that this one has supervisors watching (at most every few
+        seconds unless ``force``)."""
+        now = time.monotonic()
+        if force or now - self._announced >= _HEARTBEAT_S:
+            self._announced = now
+            await self.routing.redis.set(self._watched_key, b"1", ex=_WATCHED_TTL_S)
+
+    async def watched(self) -> bool:
+        """Whether a supervisor on any node watches: this node's rooms, else the shared key
+        (looked at no more often than every ``_WATCHED_CHECK_S``)."""
+        if self._local_watchers():
+            await self._announce()
+            return True
+        now = time.monotonic()
+        at, seen = self._seen
+        if now - at >= _WATCHED_CHECK_S:
+            seen = bool(await self.routing.redis.exists(self._watched_key))
+            self._seen = (now, seen)
+        return seen
+
     async def run(self) -> None:
         while True:
             try:
                 await asyncio.wait_for(self.dirty.wait(), _HEARTBEAT_S)
             except TimeoutError:
-                if not self.server.manager.rooms.get(self.namespace, {}).get(ROOM):
+                if not self._local_watchers():
                     continue  # nobody watching on this node: nodes with changes push
+            try:
+                watched = await self.watched()
+            except Exception:
+                log.exception("supervisor feed: cannot tell whether anyone watches")
+                watched = True
+            if not watched:  # keep the change pending: it is pushed once someone watches
+                await asyncio.sleep(_WATCHED_CHECK_S)
+                continue
             self.dirty.clear()
             started = time.monotonic()
             try:

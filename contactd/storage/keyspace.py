@@ -152,6 +152,13 @@ class SiteKeys:
         """Bumped on every knowledge-base change: every process rebuilds its index."""
         return self.base + "bot:kbv"
 
+    # --- supervisor live monitor ------------------------------------------------------
+    @property
+    def monitor_watched(self) -> str:
+        """Set (with a TTL) while some node has a supervisor watching the live monitor: the
+        nodes where routing changes push snapshots only then."""
+        return self.base + "mon:watched"
+
     # --- voice (IVR webhooks, contactd/channels/ivr) ----------------------------------
     def ivr_call(self, call_id: str) -> str:
         """One call's IVR state (JSON, expires a day after its last event)."""
