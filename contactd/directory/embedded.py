@@ -31,7 +31,7 @@ from contactd.directory.models import (
     Sku,
     normalize_phone,
 )
-from contactd.storage.db import write_transaction
+from contactd.storage.db import SqlLane, write_transaction
 from contactd.storage.tables import dir_customers, dir_orders, dir_products
 
 PHONE_CHARS = frozenset("0123456789+-() ")
@@ -160,6 +160,7 @@ class EmbeddedDirectory:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._lane = SqlLane(engine, "directory")  # reads: one hop each (every call, chat)
 
     async def customer(self, customer_id: str) -> Customer | None:
         row = await self._first(sa.select(dir_customers).where(dir_customers.c.id == customer_id))
@@ -187,8 +188,7 @@ class EmbeddedDirectory:
             .where(dir_customers.c.phone.in_(sorted(set(wanted.values()))))
             .order_by(dir_customers.c.id.desc())  # the lowest id wins, as customer_by_phone
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._rows(stmt)
         by_digits = {row["phone"]: to_customer(row) for row in rows}
         return {p: by_digits[d] for p, d in wanted.items() if d in by_digits}
 
@@ -199,9 +199,7 @@ class EmbeddedDirectory:
             .order_by(dir_orders.c.created_at.desc(), dir_orders.c.order_no.desc())
             .limit(clamp_limit(limit))
         )
-        async with self._engine.connect() as conn:
-            result = await conn.execute(stmt)
-            return [to_order(row) for row in result.mappings()]
+        return [to_order(row) for row in await self._rows(stmt)]
 
     async def order(self, order_no: str) -> Order | None:
         row = await self._first(sa.select(dir_orders).where(dir_orders.c.order_no == order_no))
@@ -232,9 +230,7 @@ class EmbeddedDirectory:
             .order_by(rank, c.id)
             .limit(clamp_limit(limit))
         )
-        async with self._engine.connect() as conn:
-            result = await conn.execute(stmt)
-            return [to_customer(row) for row in result.mappings()]
+        return [to_customer(row) for row in await self._rows(stmt)]
 
     async def add(
         self,
@@ -247,9 +243,12 @@ class EmbeddedDirectory:
             await insert_all(conn, customers, products, orders)
 
     async def close(self) -> None:
-        """Nothing to release: the engine belongs to the caller."""
+        """The reading thread stops (the engine belongs to the caller)."""
+        await self._lane.stop()
+
+    async def _rows(self, stmt: sa.Select[Any]) -> Sequence[RowMapping]:
+        return await self._lane.read(lambda conn: conn.execute(stmt).mappings().all())
 
     async def _first(self, stmt: sa.Select[Any]) -> RowMapping | None:
-        async with self._engine.connect() as conn:
-            row: RowMapping | None = (await conn.execute(stmt)).mappings().first()
-            return row
+        rows = await self._rows(stmt)  # (by a unique key, or with a limit)
+        return rows[0] if rows else None

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.monitor.definitions import FIRST_RESPONSE, EventRow
 from contactd.routing import events as ev
+from contactd.storage.db import SqlLane
 from contactd.storage.tables import monitor_events, service_sessions
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,7 @@ class EventRecorder:
 
     def __init__(self, db: AsyncEngine) -> None:
         self.db = db
+        self.lane = SqlLane(db, "monitor-recorder")
         self._buffer: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -113,8 +117,7 @@ class EventRecorder:
             while self._buffer:
                 batch, self._buffer = self._buffer[:_BATCH], self._buffer[_BATCH:]
                 try:
-                    async with self.db.begin() as conn:
-                        await conn.execute(monitor_events.insert(), batch)
+                    await self.lane.write(partial(_insert_events, batch))
                 except Exception:
                     self._buffer[:0] = batch  # kept for the next try: nothing is lost
                     raise
@@ -132,6 +135,10 @@ class EventRecorder:
                 log.exception("writing monitor events failed; retrying")
                 await asyncio.sleep(1.0)
                 self._wake.set()
+
+
+def _insert_events(rows: list[dict[str, Any]], conn: Connection) -> None:
+    conn.execute(monitor_events.insert(), rows)
 
 
 def _event_row(r: Any) -> EventRow:

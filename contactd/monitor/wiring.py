@@ -40,3 +40,4 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     unsubscribe()
     await stop_tasks([task])
     await recorder.flush()  # what is still buffered: nothing is lost at shutdown
+    await recorder.lane.stop()

@@ -17,6 +17,8 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from contactd.storage.autopipe import auto_pipeline
+
 SCRIPT_NAMES = (
     "enqueue",
     "cancel",
@@ -66,6 +68,7 @@ def function_name(name: str, version: str) -> str:
 class RoutingScripts:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.pipe = auto_pipeline(redis)  # concurrent operations share round trips
         self.source, self.version = library()
         self._loaded = False
 
@@ -78,10 +81,10 @@ class RoutingScripts:
             await self.load()
         fname = function_name(name, self.version)
         try:
-            reply = await self.redis.fcall(fname, len(keys), *keys, *args)
+            reply = await self.pipe.execute("FCALL", fname, len(keys), *keys, *args)
         except ResponseError as exc:
             if "Function not found" not in str(exc):
                 raise
             await self.load()  # Redis lost it (restart without persistence, failover)
-            reply = await self.redis.fcall(fname, len(keys), *keys, *args)
+            reply = await self.pipe.execute("FCALL", fname, len(keys), *keys, *args)
         return reply.decode() if isinstance(reply, bytes) else str(reply)

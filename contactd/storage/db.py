@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -127,6 +128,76 @@ def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
     sync = create_engine(url.set(drivername="sqlite"))
     _configure_sqlite(sync)
     return sync
+
+
+T = TypeVar("T")
+
+
+class SqlLane:
+    """Whole transactions — a blocking function of a SQLAlchemy ``Connection`` — run in
+    one hop off the event loop.
+
+    On SQLite on a file, on a thread of its own with its own blocking engine
+    (``sqlite_file_engine``): a transaction costs one hand-off between threads instead of
+    one per statement, cursor and BEGIN/COMMIT (aiosqlite), each of which also makes the
+    event loop wait for the GIL. Writes queue behind this process's other writers
+    (``writer_lock``) and take the write lock at BEGIN, like ``write_transaction``.
+    Elsewhere (PostgreSQL, SQLite in memory) it is the async engine's ``run_sync``.
+
+    The thread starts on first use; ``stop`` closes it (a stopped lane starts again when
+    used)."""
+
+    def __init__(self, engine: AsyncEngine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self._sync: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._started = False
+
+    def _lane(self) -> ThreadPoolExecutor | None:
+        if not self._started:
+            self._started = True
+            self._sync = sqlite_file_engine(self.engine)
+            if self._sync is not None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix=self.name)
+        return self._thread
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` in a write transaction, committed when it returns."""
+        thread = self._lane()
+        if thread is None:
+            async with write_transaction(self.engine) as conn:
+                return await conn.run_sync(fn)
+        async with writer_lock(self.engine):
+            return await asyncio.get_running_loop().run_in_executor(thread, self._write, fn)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` in a read transaction (rolled back)."""
+        thread = self._lane()
+        if thread is None:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn)
+        return await asyncio.get_running_loop().run_in_executor(thread, self._read, fn)
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        assert self._sync is not None
+        with self._sync.connect() as conn:
+            conn = conn.execution_options(**{SQLITE_IMMEDIATE: True})
+            with conn.begin():
+                return fn(conn)
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        assert self._sync is not None
+        with self._sync.connect() as conn:
+            return fn(conn)
+
+    async def stop(self) -> None:
+        thread, sync = self._thread, self._sync
+        self._thread = self._sync = None
+        self._started = False
+        if thread is not None and sync is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
+            thread.shutdown()
 
 
 async def migrate(engine: AsyncEngine) -> None:

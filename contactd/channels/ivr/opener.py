@@ -1,6 +1,7 @@
 """Group commit for the sessions of incoming calls: calls arriving together share one SQL
-transaction (one fsync on SQLite) and one service-number increment instead of one each. A
-call is answered only once its session is stored, so nothing is lost."""
+transaction (one fsync on SQLite, one hop to the lane's thread) and one service-number
+increment instead of one each. A call is answered only once its session is stored, so
+nothing is lost."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from contactd.channels.ivr.batch import Batcher
 from contactd.sessions.models import SessionRecord
 from contactd.sessions.service import NewSession, SessionService
-from contactd.storage.db import write_transaction
+from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions
 
 _EMPTY = {name: None for name in SessionRecord.model_fields}
@@ -21,6 +22,7 @@ _EMPTY = {name: None for name in SessionRecord.model_fields}
 class SessionOpener:
     def __init__(self, sessions: SessionService) -> None:
         self.sessions = sessions
+        self.lane = SqlLane(sessions.engine, "ivr-sessions")
         self.batch: Batcher[NewSession, SessionRecord] = Batcher(self._store, "ivr-session-writer")
 
     async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:
@@ -29,6 +31,5 @@ class SessionOpener:
     async def _store(self, batch: Sequence[NewSession]) -> list[SessionRecord]:
         numbers = await self.sessions.next_numbers(len(batch))
         rows = [self.sessions.row(n, **f) for n, f in zip(numbers, batch, strict=True)]
-        async with write_transaction(self.sessions.engine) as conn:
-            await conn.execute(sa.insert(service_sessions), rows)
+        await self.lane.write(lambda conn: conn.execute(sa.insert(service_sessions), rows))
         return [SessionRecord.model_validate({**_EMPTY, **row}) for row in rows]

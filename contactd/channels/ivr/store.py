@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from contactd.channels.ivr.models import CallState
 from contactd.errors import ContactdError, ErrorCode
+from contactd.storage.autopipe import auto_pipeline
 from contactd.storage.keyspace import SiteKeys
 
 # the call states saved while an event runs, written with its answer
@@ -51,6 +52,7 @@ class IvrStore:
         self.redis = redis
         self.keys = keys
         self.event_ttl_s = event_ttl_s
+        self.pipe = auto_pipeline(redis)  # concurrent webhooks share round trips
         self._claim = redis.register_script(_lua("claim"))
         self._release = redis.register_script(_lua("release"))
 
@@ -74,15 +76,10 @@ class IvrStore:
         call_json = new_call.model_dump_json() if new_call else ""
         deadline = asyncio.get_running_loop().time() + _WAIT_FOR_TWIN_S
         while True:
-            raw = await self._claim(
-                keys=[nonce_key, key, call_key],
-                args=[
-                    nonce_ttl_s if nonce else 0,
-                    pending,
-                    _PENDING_TTL_S,
-                    call_json,
-                    self.event_ttl_s,
-                ],
+            raw = await self.pipe.evalsha(
+                self._claim,
+                [nonce_key, key, call_key],
+                [nonce_ttl_s if nonce else 0, pending, _PENDING_TTL_S, call_json, self.event_ttl_s],
             )
             kind = raw[0].decode() if isinstance(raw[0], bytes) else raw[0]
             if kind == "replay":
@@ -129,29 +126,36 @@ class IvrStore:
             "body": answer.body,
         }
         # the states go first: an answer that is stored had its states stored
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for state in states:
-                pipe.set(
-                    self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s
-                )
-            pipe.set(self.keys.ivr_event(event_id), json.dumps(record), ex=self.event_ttl_s)
-            await pipe.execute()
+        await self.pipe.many(
+            [
+                *self._state_sets(states),
+                ("SET", self.keys.ivr_event(event_id), json.dumps(record), "EX", self.event_ttl_s),
+            ]
+        )
 
     async def write(self, states: Iterable[CallState]) -> None:
-        # the states go first: an answer that is stored had its states stored
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for state in states:
-                pipe.set(
-                    self.keys.ivr_call(state.call_id), state.model_dump_json(), ex=self.event_ttl_s
-                )
-            await pipe.execute()
+        commands = self._state_sets(states)
+        if commands:
+            await self.pipe.many(commands)
+
+    def _state_sets(self, states: Iterable[CallState]) -> list[tuple[str | int, ...]]:
+        return [
+            (
+                "SET",
+                self.keys.ivr_call(state.call_id),
+                state.model_dump_json(),
+                "EX",
+                self.event_ttl_s,
+            )
+            for state in states
+        ]
 
     async def release(self, event_id: str, owner: str) -> None:
-        await self._release(keys=[self.keys.ivr_event(event_id)], args=[owner])
+        await self.pipe.evalsha(self._release, [self.keys.ivr_event(event_id)], [owner])
 
     # calls --------------------------------------------------------------------
     async def call(self, call_id: str) -> CallState | None:
-        raw = await self.redis.get(self.keys.ivr_call(call_id))
+        raw = await self.pipe.execute("GET", self.keys.ivr_call(call_id))
         return None if raw is None else CallState.model_validate_json(raw)
 
     async def save(self, state: CallState) -> None:

@@ -35,3 +35,4 @@ async def ivr_ctx(app: web.Application, cases: CaseDesk | None = None) -> AsyncI
     yield
     for batch in batches:
         await batch.stop()
+    await service.opener.lane.stop()
