@@ -15,6 +15,7 @@ from typing import Any, Literal
 import orjson
 from redis.asyncio import Redis
 
+from contactd import fastjson
 from contactd.bus import Bus
 from contactd.clock import Clock
 from contactd.errors import ContactdError, ErrorCode
@@ -111,7 +112,7 @@ class RoutingEngine:
 
     async def _run(self, name: str, args: Mapping[str, Any], queues: Iterable[str] = ()) -> Any:
         qids = list(dict.fromkeys(queues))
-        payload = json.dumps(args, separators=(",", ":"), ensure_ascii=False)
+        payload = fastjson.dumps(args)
         for _ in range(_MAX_NEED_ROUNDS):
             keys, queues_arg = self._parts(qids)
             argv: list[str | int] = [self.clock.now_ms(), queues_arg, payload, self._globals]

@@ -41,6 +41,9 @@ class RedisUnavailable(Exception):
 POOL_SIZE = 64
 
 
+_SPECIAL = frozenset({bool, bytearray, memoryview})
+
+
 class _HiredisPacking(AbstractConnection):
     """Packs each command with hiredis's C packer, as redis-py's synchronous client does by
     default; its asyncio connections pack argument by argument in Python (about 15 µs
@@ -52,7 +55,7 @@ class _HiredisPacking(AbstractConnection):
             args = tuple(args[0].encode().split()) + args[1:]
         elif b" " in args[0]:
             args = tuple(args[0].split()) + args[1:]
-        if any(isinstance(a, bool | bytearray | memoryview) for a in args):
+        if not _SPECIAL.isdisjoint(map(type, args)):  # (C speed: every command comes here)
             for a in args:
                 if isinstance(a, bool):
                     raise DataError(f"Invalid input of type: 'bool'. Convert {a!r} first.")

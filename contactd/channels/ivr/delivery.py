@@ -52,9 +52,9 @@ class Deliveries:
                 answer = render_error(exc)
                 result = exc.code.value
             except BaseException:
-                await self.store.write(states.values())  # what already happened stays known
+                await self.store.write(states)  # what already happened stays known
                 await self.store.release(event.id, claim.owner)
                 raise
-        await self.store.finish(event.id, digest, answer, states.values())
+        await self.store.finish(event.id, digest, answer, states)
         self.metrics.webhook_events.labels(source, event.type, result).inc()
         return answer, False

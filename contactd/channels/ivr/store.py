@@ -4,9 +4,8 @@ processes) and the signatures seen inside the tolerance window (replays)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -15,13 +14,16 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from contactd import fastjson
 from contactd.channels.ivr.models import CallState
 from contactd.errors import ContactdError, ErrorCode
 from contactd.storage.autopipe import auto_pipeline
 from contactd.storage.keyspace import SiteKeys
 
 # the call states saved while an event runs, written with its answer
-_DEFERRED: ContextVar[dict[str, CallState] | None] = ContextVar("ivr_deferred", default=None)
+# (call id → its state's JSON as saved)
+_DEFERRED: ContextVar[dict[str, str] | None] = ContextVar("ivr_deferred", default=None)
+_NONE: Mapping[str, str] = {}
 _PENDING_TTL_S = 30  # a worker that dies mid-event loses its claim after this
 _WAIT_FOR_TWIN_S = 5.0
 
@@ -69,7 +71,7 @@ class IvrStore:
         ``new_call`` (a call.incoming's state) is created with ``NX`` by the claim, in the
         same step, when the event is ours (``Claim.created``): one round trip less."""
         owner = secrets.token_hex(8)
-        pending = json.dumps({"owner": owner, "digest": digest})
+        pending = fastjson.dumps({"owner": owner, "digest": digest})
         key = self.keys.ivr_event(event_id)
         nonce_key = self.keys.ivr_nonce(nonce or "-")
         call_key = self.keys.ivr_call(new_call.call_id if new_call else "-")
@@ -86,7 +88,7 @@ class IvrStore:
                 raise ContactdError(ErrorCode.replayed, "this signed request was already received")
             if kind == "mine":
                 return Claim(owner=owner, created=raw[1] == 1)
-            record = json.loads(raw[1])
+            record = fastjson.loads(raw[1])
             if record["digest"] != digest:
                 raise ContactdError(
                     ErrorCode.event_conflict, f"event id {event_id} was used for another event"
@@ -104,7 +106,7 @@ class IvrStore:
             await asyncio.sleep(0.02)
 
     @contextmanager
-    def deferring(self) -> Iterator[dict[str, CallState]]:
+    def deferring(self) -> Iterator[dict[str, str]]:
         """Within: ``save`` keeps the calls' states to be written with the event's answer
         (``finish``, one round trip) or by ``write``."""
         token = _DEFERRED.set({})
@@ -116,7 +118,7 @@ class IvrStore:
             _DEFERRED.reset(token)
 
     async def finish(
-        self, event_id: str, digest: str, answer: StoredAnswer, states: Iterable[CallState] = ()
+        self, event_id: str, digest: str, answer: StoredAnswer, states: Mapping[str, str] = _NONE
     ) -> None:
         """Store the event's answer and the calls' states it changed, together."""
         record = {
@@ -126,29 +128,18 @@ class IvrStore:
             "body": answer.body,
         }
         # the states go first: an answer that is stored had its states stored
-        await self.pipe.many(
-            [
-                *self._state_sets(states),
-                ("SET", self.keys.ivr_event(event_id), json.dumps(record), "EX", self.event_ttl_s),
-            ]
-        )
+        answer_set = ("SET", self.keys.ivr_event(event_id), fastjson.dumps(record))
+        await self.pipe.many([*self._state_sets(states), (*answer_set, "EX", self.event_ttl_s)])
 
-    async def write(self, states: Iterable[CallState]) -> None:
+    async def write(self, states: Mapping[str, str]) -> None:
+        """Store calls' states (call id → state JSON)."""
         commands = self._state_sets(states)
         if commands:
             await self.pipe.many(commands)
 
-    def _state_sets(self, states: Iterable[CallState]) -> list[tuple[str | int, ...]]:
-        return [
-            (
-                "SET",
-                self.keys.ivr_call(state.call_id),
-                state.model_dump_json(),
-                "EX",
-                self.event_ttl_s,
-            )
-            for state in states
-        ]
+    def _state_sets(self, states: Mapping[str, str]) -> list[tuple[str | int, ...]]:
+        ttl = self.event_ttl_s
+        return [("SET", self.keys.ivr_call(cid), raw, "EX", ttl) for cid, raw in states.items()]
 
     async def release(self, event_id: str, owner: str) -> None:
         await self.pipe.evalsha(self._release, [self.keys.ivr_event(event_id)], [owner])
@@ -160,10 +151,11 @@ class IvrStore:
 
     async def save(self, state: CallState) -> None:
         pending = _DEFERRED.get()
+        raw = state.model_dump_json()  # as it is now, whatever happens to it later
         if pending is not None:  # written with the event's answer (see deferring)
-            pending[state.call_id] = state.model_copy(deep=True)
+            pending[state.call_id] = raw
             return
-        await self.write([state])
+        await self.write({state.call_id: raw})
 
     async def create(self, state: CallState) -> Literal["created", "exists"]:
         created = await self.redis.set(
