@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.monitor.definitions import FIRST_RESPONSE, EventRow
 from contactd.routing import events as ev
+from contactd.storage.bulk import insert_rows
 from contactd.storage.db import SqlLane
 from contactd.storage.tables import monitor_events, service_sessions
 
@@ -138,7 +139,7 @@ class EventRecorder:
 
 
 def _insert_events(rows: list[dict[str, Any]], conn: Connection) -> None:
-    conn.execute(monitor_events.insert(), rows)
+    insert_rows(conn, monitor_events, rows)
 
 
 def _event_row(r: Any) -> EventRow:

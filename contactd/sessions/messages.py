@@ -39,6 +39,7 @@ from contactd.sessions.models import (
     SessionRecord,
     not_found,
 )
+from contactd.storage.bulk import RowsSql, insert_sql, sqlite_rows
 from contactd.storage.db import (
     SQLITE_IMMEDIATE,
     sqlite_file_engine,
@@ -333,8 +334,8 @@ def _store(
             }
         )
     if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33):
-        _sqlite_rows(conn, _UPDATE_SQL, updates)
-        _sqlite_rows(conn, _INSERT_SQL, inserts)
+        sqlite_rows(conn, _UPDATE_SQL, updates)
+        sqlite_rows(conn, _INSERT_SQL, inserts)
         return
     if updates:
         t = service_sessions
@@ -361,19 +362,11 @@ _UPDATED = {  # parameter key -> service_sessions column
     "u_responses": "responses",
     "u_total": "response_total_ms",
 }
-_MAX_VARIABLES = 999  # SQLite's lowest limit of parameters per statement (before 3.32)
 
 
-class _RowsSql(NamedTuple):
-    head: str  # the statement up to its VALUES rows
-    tail: str  # after them
-    keys: tuple[str, ...]  # parameter keys, in the order of a row's values
-    columns: tuple[sa.Column[Any], ...]  # whose bind processors apply
-
-
-def _update_sql() -> _RowsSql:
+def _update_sql() -> RowsSql:
     sets = ", ".join(f"{col} = v.column{n}" for n, col in enumerate(_UPDATED.values(), 2))
-    return _RowsSql(
+    return RowsSql(
         f"UPDATE service_sessions SET {sets} FROM (VALUES ",
         ") AS v WHERE service_sessions.id = v.column1",
         ("u_id", *_UPDATED),
@@ -381,33 +374,5 @@ def _update_sql() -> _RowsSql:
     )
 
 
-def _insert_sql() -> _RowsSql:
-    columns = tuple(session_messages.c)
-    names = ", ".join(c.name for c in columns)
-    return _RowsSql(
-        f"INSERT INTO session_messages ({names}) VALUES ",
-        "",
-        tuple(c.name for c in columns),
-        columns,
-    )
-
-
 _UPDATE_SQL = _update_sql()
-_INSERT_SQL = _insert_sql()
-
-
-def _sqlite_rows(conn: Connection, sql: _RowsSql, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    procs = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in sql.columns]
-    width = len(sql.keys)
-    one = "(" + ", ".join("?" * width) + ")"
-    per = _MAX_VARIABLES // width
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        params: list[Any] = []
-        for row in chunk:
-            for key, proc in zip(sql.keys, procs, strict=True):
-                value = row[key]
-                params.append(proc(value) if proc is not None else value)
-        conn.exec_driver_sql(sql.head + ", ".join([one] * len(chunk)) + sql.tail, tuple(params))
+_INSERT_SQL = insert_sql(session_messages)

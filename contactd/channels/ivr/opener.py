@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Unpack
 
-import sqlalchemy as sa
-
 from contactd.channels.ivr.batch import Batcher
 from contactd.sessions.models import SessionRecord
 from contactd.sessions.service import NewSession, SessionService
+from contactd.storage.bulk import insert_rows
 from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions
 
@@ -31,5 +30,5 @@ class SessionOpener:
     async def _store(self, batch: Sequence[NewSession]) -> list[SessionRecord]:
         numbers = await self.sessions.next_numbers(len(batch))
         rows = [self.sessions.row(n, **f) for n, f in zip(numbers, batch, strict=True)]
-        await self.lane.write(lambda conn: conn.execute(sa.insert(service_sessions), rows))
+        await self.lane.write(lambda conn: insert_rows(conn, service_sessions, rows))
         return [SessionRecord.model_validate({**_EMPTY, **row}) for row in rows]

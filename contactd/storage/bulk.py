@@ -1,0 +1,69 @@
+"""Many rows in few statements, on a blocking connection (``SqlLane``).
+
+On SQLite, ``executemany`` steps the driver once per row, and every step lets go of the
+GIL and then waits for it again (up to the switch interval while the event loop is busy):
+a batch of 30 rows could take 10 ms of waiting. Here the rows go as one multi-row
+``INSERT`` per chunk of SQLite's parameter limit, in plain SQL with the columns' own bind
+processors (SQLAlchemy's compilation of a large ``values()`` costs more than it saves).
+Other databases take SQLAlchemy's ``executemany`` (asyncpg pipelines it)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+MAX_VARIABLES = 999  # SQLite's lowest limit of parameters per statement (before 3.32)
+
+
+class RowsSql(NamedTuple):
+    head: str  # the statement up to its VALUES rows
+    tail: str  # after them
+    keys: tuple[str, ...]  # parameter keys, in the order of a row's values
+    columns: tuple[sa.Column[Any], ...]  # whose bind processors apply
+
+
+@cache
+def insert_sql(table: sa.Table) -> RowsSql:
+    columns = tuple(table.c)
+    names = ", ".join(c.name for c in columns)
+    keys = tuple(c.name for c in columns)
+    return RowsSql(f"INSERT INTO {table.name} ({names}) VALUES ", "", keys, columns)
+
+
+@cache
+def _has_defaults(table: sa.Table) -> bool:
+    return any(c.default is not None or c.server_default is not None for c in table.c)
+
+
+def sqlite_rows(conn: Connection, sql: RowsSql, rows: list[dict[str, Any]]) -> None:
+    """Run ``sql`` with ``rows`` as its VALUES, as few statements as the limit allows. Every
+    row has every key (``None`` for SQL NULL)."""
+    if not rows:
+        return
+    procs = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in sql.columns]
+    width = len(sql.keys)
+    one = "(" + ", ".join("?" * width) + ")"
+    per = MAX_VARIABLES // width
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        params: list[Any] = []
+        for row in chunk:
+            for key, proc in zip(sql.keys, procs, strict=True):
+                value = row[key]
+                params.append(proc(value) if proc is not None else value)
+        conn.exec_driver_sql(sql.head + ", ".join([one] * len(chunk)) + sql.tail, tuple(params))
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``; a column a row leaves out is NULL (tables with column defaults take
+    SQLAlchemy's path, which applies them)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite" and not _has_defaults(table):
+        sql = insert_sql(table)
+        sqlite_rows(conn, sql, [{k: row.get(k) for k in sql.keys} for row in rows])
+    else:
+        conn.execute(sa.insert(table), rows)
