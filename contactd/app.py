@@ -72,6 +72,7 @@ from contactd.sessions.recorder import SessionRecorder
 from contactd.sessions.service import SessionService
 from contactd.sessions.timeouts import ChatTimeouts
 from contactd.settings import Settings
+from contactd.storage.autopipe import close_auto_pipeline
 from contactd.storage.db import migrate, open_database
 from contactd.storage.keyspace import SiteKeys
 from contactd.storage.redis import EmbeddedRedis, connect
@@ -92,6 +93,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[ENGINE] = RoutingEngine(client, settings, app[CLOCK], app[BUS], SiteKeys(settings.site))
     yield
+    await close_auto_pipeline(client)
     await client.aclose()
     if embedded is not None:
         await embedded.stop()

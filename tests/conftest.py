@@ -23,6 +23,7 @@ from contactd.bus import Bus
 from contactd.clock import ManualClock
 from contactd.routing.service import RoutingEngine
 from contactd.settings import QueueConfig, Settings, load_settings
+from contactd.storage.autopipe import close_auto_pipeline
 from contactd.storage.db import migrate, open_database
 from contactd.storage.keyspace import SiteKeys
 
@@ -102,6 +103,7 @@ async def redis(redis_url: str, site: str) -> AsyncIterator[Redis]:
     keys = [k async for k in client.scan_iter(match=f"cd:{{{site}}}:*", count=1000)]
     if keys:
         await client.delete(*keys)
+    await close_auto_pipeline(client)
     await client.aclose()
 
 

@@ -41,6 +41,7 @@ async def test_concurrent_callers_share_pipelines_and_get_their_own_replies(
         assert sum(sent) == 200  # every caller went out exactly once...
         assert len(sent) < 20  # ...in a few pipelines, not one round trip each
         assert await pipe.execute("HLEN", key) == 200
+        await pipe.aclose()
     finally:
         await client.delete(key)
         await client.aclose()

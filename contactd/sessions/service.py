@@ -27,6 +27,7 @@ from contactd.sessions.models import (
     metrics_of,
 )
 from contactd.settings import Settings
+from contactd.storage.autopipe import auto_pipeline
 from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 
@@ -100,10 +101,11 @@ class SessionService:
         """``n`` consecutive service numbers in one round trip (a batch of new sessions)."""
         day = datetime.fromtimestamp(self.clock.now_ms() / 1000, self._tz).strftime("%Y%m%d")
         key = self.keys.service_numbers(day)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(key, n)
-            pipe.expire(key, _NUMBER_TTL_S)
-            last, _ = await pipe.execute()
+        # MULTI/EXEC inside one caller's run of commands: atomic, and it shares the round
+        # trip with whatever else is on its way to Redis
+        *_, (last, _) = await auto_pipeline(self.redis).many(
+            [("MULTI",), ("INCRBY", key, n), ("EXPIRE", key, _NUMBER_TTL_S), ("EXEC",)]
+        )
         return [f"S{day}-{i:06d}" for i in range(int(last) - n + 1, int(last) + 1)]
 
     async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:

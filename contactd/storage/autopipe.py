@@ -1,7 +1,13 @@
 """Auto-pipelining: Redis commands issued while a pipeline is on the wire go out together
-in the next one — one connection checkout, one write and one read for the lot instead of
-one each (what ioredis calls auto-pipelining). A burst of webhooks or chat events then
-costs a few round trips; a lone command goes out on the next turn of the event loop.
+in the next one — one write and one read for the lot instead of one each (what ioredis
+calls auto-pipelining). A burst of webhooks or chat events then costs a few round trips;
+a lone command goes out on the next turn of the event loop.
+
+One pipeline is on the wire at a time, on a connection of the auto-pipeline's own (made
+by the client's pool, with its settings), with one deadline for the whole round trip
+rather than redis-py's timer per reply. Replies come as Redis sends them (no response
+callbacks: ``SET`` answers ``b"OK"``, ``GET`` bytes). A connection that fails or times out
+is closed, never reused half-read; the next pipeline opens a new one.
 
 Each caller gets its own replies, or its own error raised; a caller's commands (``many``)
 run in order, next to each other, in one pipeline (not atomically: use a script for that).
@@ -12,19 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
 Command = tuple[Any, ...]
 _MAX_COMMANDS = 512  # per pipeline; the rest go in the next one
+_DEFAULT_TIMEOUT_S = 5.0  # a round trip's deadline when the client sets none
 _Pending = tuple[Sequence[Command], "asyncio.Future[list[Any]]"]
 
 
@@ -33,6 +43,9 @@ class AutoPipeline:
         self.redis = redis
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._conn: AbstractConnection | None = None
+        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self.timeout_s = float(timeout) if timeout else _DEFAULT_TIMEOUT_S
 
     async def execute(self, *args: Any) -> Any:
         """One command's reply (raises its error)."""
@@ -70,9 +83,7 @@ class AutoPipeline:
                 await self._send(batch)
         except BaseException as exc:  # cancelled (shutdown): nobody is left waiting forever
             error = exc if isinstance(exc, Exception) else RedisConnectionError("stopping")
-            for _, done in batch + self._pending:
-                if not done.done():
-                    done.set_exception(error)
+            self._fail(batch + self._pending, error)
             self._pending = []
             raise
         finally:
@@ -89,23 +100,64 @@ class AutoPipeline:
         return self._pending, []
 
     async def _send(self, batch: list[_Pending]) -> None:
+        commands = [command for item, _ in batch for command in item]
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for commands, _ in batch:
-                    for command in commands:
-                        pipe.execute_command(*command)
-                replies = await pipe.execute(raise_on_error=False)
-        except Exception as exc:  # the connection failed: every caller of the batch hears it
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
+            async with asyncio.timeout(self.timeout_s):
+                replies = await self._round_trip(commands)
+        except Exception as exc:
+            await self._drop()  # maybe half-read: never reused
+            error: Exception = exc
+            if isinstance(exc, TimeoutError):
+                error = RedisTimeoutError(f"no answer from Redis in {self.timeout_s} s")
+            elif isinstance(exc, OSError):
+                error = RedisConnectionError(f"Redis connection failed: {exc}")
+            self._fail(batch, error)  # every caller of the batch hears of it
             return
+        except BaseException:  # cancelled: shutdown
+            await self._drop()
+            self._fail(batch, RedisConnectionError("stopping"))
+            raise
         at = 0
-        for commands, done in batch:
-            n = len(commands)
+        for item, done in batch:
+            n = len(item)
             if not done.done():
                 done.set_result(replies[at : at + n])
             at += n
+
+    @staticmethod
+    def _fail(batch: list[_Pending], error: Exception) -> None:
+        for _, done in batch:
+            if not done.done():
+                done.set_exception(error)
+
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self.redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        if not conn.is_connected:
+            await conn.connect()
+        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        replies: list[Any] = []
+        for _ in commands:
+            try:  # (math.inf: no timer per reply; the round trip has its deadline)
+                replies.append(await conn.read_response(timeout=math.inf))
+            except ResponseError as exc:  # this command's error, read in full
+                replies.append(exc)
+        return replies
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.disconnect(nowait=True)
+            except Exception:  # already broken
+                log.debug("closing a failed auto-pipeline connection", exc_info=True)
+
+    async def aclose(self) -> None:
+        """Close the connection (pending commands are sent first)."""
+        while self._flusher is not None:
+            await asyncio.wait([self._flusher])
+        await self._drop()
 
 
 _PIPES: weakref.WeakKeyDictionary[Redis, AutoPipeline] = weakref.WeakKeyDictionary()
@@ -117,3 +169,10 @@ def auto_pipeline(redis: Redis) -> AutoPipeline:
     if pipe is None:
         pipe = _PIPES[redis] = AutoPipeline(redis)
     return pipe
+
+
+async def close_auto_pipeline(redis: Redis) -> None:
+    """Close the auto-pipeline of ``redis`` (if it has one), before the client itself."""
+    pipe = _PIPES.pop(redis, None)
+    if pipe is not None:
+        await pipe.aclose()

@@ -4,8 +4,10 @@ stored answer. Shared by the generic JSON webhook and the Twilio adapter."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from contactd.channels.ivr.models import Instruction, IvrEvent
 from contactd.channels.ivr.service import IvrService
@@ -36,15 +38,21 @@ class Deliveries:
         """The answer to ``event`` and whether it is a repeat of an earlier answer."""
         digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
         new_call = self.service.new_call(event)
-        claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s, new_call)
+        caller = self.service.look_up_caller(event)  # beside the claim: one wait, not two
+        try:
+            claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s, new_call)
+        except BaseException:
+            _drop(caller)
+            raise
         if claim.answer is not None:
+            _drop(caller)
             self.metrics.webhook_events.labels(source, event.type, "repeat").inc()
             return claim.answer, True
         assert claim.owner is not None
         with self.store.deferring() as states:
             try:
                 instruction = await self.service.handle(
-                    event, None if new_call is None else (new_call, claim.created)
+                    event, None if new_call is None else (new_call, claim.created), caller
                 )
                 answer = render(event, instruction)
                 result: str = instruction.action
@@ -52,9 +60,18 @@ class Deliveries:
                 answer = render_error(exc)
                 result = exc.code.value
             except BaseException:
+                _drop(caller)
                 await self.store.write(states)  # what already happened stays known
                 await self.store.release(event.id, claim.owner)
                 raise
         await self.store.finish(event.id, digest, answer, states)
         self.metrics.webhook_events.labels(source, event.type, result).inc()
         return answer, False
+
+
+def _drop(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a look-up nobody will wait for (its error, if any, is not logged)."""
+    if task is not None and not task.done():
+        task.cancel()
+    elif task is not None and not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" warning

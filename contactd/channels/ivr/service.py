@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from contactd.channels.ivr import selfservice as ss
 from contactd.channels.ivr.callers import CallerLookup
@@ -79,12 +80,16 @@ class IvrService:
         self.lang = self.cfg.language
 
     async def handle(
-        self, event: IvrEvent, new_call: tuple[CallState, bool] | None = None
+        self,
+        event: IvrEvent,
+        new_call: tuple[CallState, bool] | None = None,
+        caller: Awaitable[Customer | None] | None = None,
     ) -> Instruction:
         """``new_call``: a call.incoming's state (``new_call(event)``) and whether it was
-        created already (with the event's claim); without it the state is created here."""
+        created already (with the event's claim); without it the state is created here.
+        ``caller``: its look-up, started already (``look_up_caller``)."""
         if isinstance(event, CallIncoming):
-            return await self._incoming(event, new_call)
+            return await self._incoming(event, new_call, caller)
         state = await self.store.call(event.call_id)
         if state is None:
             raise ContactdError(
@@ -108,6 +113,13 @@ class IvrService:
         """The state a call.incoming event creates (None for other events)."""
         return self._call_state(event) if isinstance(event, CallIncoming) else None
 
+    def look_up_caller(self, event: IvrEvent) -> asyncio.Task[Customer | None] | None:
+        """A call.incoming's caller look-up, started now: a read, so it may run beside the
+        event's claim (and be dropped when the event turns out to be a repeat)."""
+        if not isinstance(event, CallIncoming):
+            return None
+        return asyncio.ensure_future(self._customer(event.caller))
+
     def _call_state(self, e: CallIncoming) -> CallState:
         return CallState(
             call_id=e.call_id,
@@ -118,11 +130,14 @@ class IvrService:
         )
 
     async def _incoming(
-        self, e: CallIncoming, new_call: tuple[CallState, bool] | None
+        self,
+        e: CallIncoming,
+        new_call: tuple[CallState, bool] | None,
+        caller: Awaitable[Customer | None] | None,
     ) -> Instruction:
         if new_call is not None:
             state, created = new_call
-            customer = await self._customer(e.caller)
+            customer = await (caller if caller is not None else self._customer(e.caller))
         else:  # claim the call and look the caller up at the same time
             state = self._call_state(e)
             made, customer = await asyncio.gather(
