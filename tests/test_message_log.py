@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -261,3 +263,31 @@ async def test_a_resend_is_matched_by_its_own_session_and_id_only(
     assert (new_a.created, new_a.message.seq) == (True, 2)
     assert (new_b.created, new_b.message.seq) == (True, 1)
     assert [m.client_msg_id for m in await log.since(a, 0)] == ["c2", "c1"]
+
+
+async def test_sqlite_a_batch_waits_for_another_process_writing_without_blocking_the_loop(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """While another process holds SQLite's write lock, a batch waits for it (on the log's
+    thread) and is stored once the lock is free; the event loop runs on meanwhile."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    sid = "S20261126-000003"
+    await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    assert db.url.database is not None
+    other = sqlite3.connect(db.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.ensure_future(log.append(text(sid, "c1", CUSTOMER)))
+        started = time.monotonic()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 2.0  # the loop was not held by the wait
+        assert not pending.done()
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    stored = await asyncio.wait_for(pending, 10)
+    assert (stored.created, stored.message.seq) == (True, 1)
+    again = await log.append(text(sid, "c2", CUSTOMER))  # and the next batch as usual
+    assert again.message.seq == 2

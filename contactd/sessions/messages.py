@@ -1,9 +1,13 @@
 """The message log: every message is stored — with its per-session sequence number — before
 anyone is told about it. Writes are group-committed: concurrent senders share one
 transaction, which is what lets SQLite keep up with thousands of messages a second. On
-SQLite the whole batch transaction runs on the log's own thread and connection in one hop
-(rather than a hop through aiosqlite's thread for every statement, each waiting for a busy
-event loop); on PostgreSQL it runs through the async engine. One implementation serves both.
+SQLite the batch's statements run on the event loop itself, on a connection of the log's
+own, and only the ``COMMIT`` (where the disk is waited for: ``fsync``) goes to the log's
+thread: a statement on another thread gives up the GIL and must win it back from the busy
+event loop, which cost a wait of up to the switch interval per statement. When another
+process holds SQLite's write lock the whole batch waits for it on the log's thread instead.
+On PostgreSQL it runs through the async engine. One implementation of the batch serves
+all three.
 
 Sequence numbers come from ``service_sessions.last_seq`` updated inside the same
 transaction, so they are gap-free and identical for every process. A resend with the same
@@ -20,11 +24,13 @@ import secrets
 import sqlite3
 import sys
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.clock import Clock
@@ -41,6 +47,7 @@ from contactd.sessions.models import (
 )
 from contactd.storage.bulk import RowsSql, insert_sql, sqlite_rows
 from contactd.storage.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
     SQLITE_IMMEDIATE,
     sqlite_file_engine,
     write_transaction,
@@ -50,10 +57,10 @@ from contactd.storage.tables import service_sessions, session_messages
 
 log = logging.getLogger(__name__)
 _BATCH = 256
-# The log's thread gives up the GIL at every SQLite call and must take it back from a busy
-# event loop, which by default lets it wait up to 5 ms each time (sys.getswitchinterval):
-# a batch of a few messages took 4-5 ms to store at half load. At 1 ms it takes the GIL
-# back within 1 ms; the interval only matters while a thread waits for the GIL.
+# The log's thread (the commit, or a whole batch while another process writes) gives up
+# the GIL in SQLite and must take it back from a busy event loop, which by default lets it
+# wait up to 5 ms each time (sys.getswitchinterval). At 1 ms it takes the GIL back within
+# 1 ms; the interval only matters while a thread waits for the GIL.
 _SWITCH_INTERVAL_S = 0.001
 
 
@@ -67,7 +74,7 @@ Pending = tuple[NewMessage, Guard | None, "asyncio.Future[Stored]"]
 Item = tuple[NewMessage, Guard | None]
 
 
-def message_from_row(row: RowMapping) -> Message:
+def message_from_row(row: Mapping[Any, Any]) -> Message:
     return Message(
         id=row["id"],
         session_id=row["session_id"],
@@ -120,6 +127,9 @@ class MessageLog:
     def start(self) -> None:
         self._sqlite = sqlite_file_engine(self.engine)
         if self._sqlite is not None:
+            # its connections never wait for another process's write lock on the event
+            # loop: a batch that finds it taken waits on the thread (``_write_waiting``)
+            sa.event.listen(self._sqlite, "connect", _no_busy_wait)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="message-log")
             if sys.getswitchinterval() > _SWITCH_INTERVAL_S:
                 sys.setswitchinterval(_SWITCH_INTERVAL_S)
@@ -177,18 +187,31 @@ class MessageLog:
         items = [(m, guard) for m, guard, _ in batch]
         if self._sqlite is not None and self._thread is not None:
             async with writer_lock(self.engine):  # after this process's other writers
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._write_sqlite, items, now
-                )
+                return await self._write_sqlite(self._sqlite, self._thread, items, now)
         async with write_transaction(self.engine) as conn:
             return await conn.run_sync(_write_batch, items, now)
 
-    def _write_sqlite(self, items: list[Item], now: int) -> list[Stored | ContactdError]:
-        assert self._sqlite is not None
-        with self._sqlite.connect() as conn:
-            conn = conn.execution_options(**{SQLITE_IMMEDIATE: True})
-            with conn.begin():
-                return _write_batch(conn, items, now)
+    async def _write_sqlite(
+        self, sqlite: Engine, thread: ThreadPoolExecutor, items: list[Item], now: int
+    ) -> list[Stored | ContactdError]:
+        """The batch's statements here, on the event loop; its commit on the log's thread.
+        The whole batch on the thread when SQLite's write lock is taken (another process)."""
+        loop = asyncio.get_running_loop()
+        conn = _begin_at_once(sqlite)
+        if conn is not None:
+            try:
+                results = _write_batch(conn, items, now)
+            except sa.exc.OperationalError as exc:
+                _close(conn)
+                if not _busy(exc):
+                    raise
+            except BaseException:
+                _close(conn)
+                raise
+            else:
+                await loop.run_in_executor(thread, _commit, conn)
+                return results
+        return await loop.run_in_executor(thread, _write_waiting, sqlite, items, now)
 
     async def since(self, session_id: str, after_seq: int, limit: int = 500) -> list[Message]:
         async with self.engine.connect() as conn:
@@ -208,6 +231,61 @@ class MessageLog:
                 .all()
             )
         return [message_from_row(r) for r in rows]
+
+
+def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+
+def _busy(exc: sa.exc.OperationalError) -> bool:
+    """SQLite's "database is locked": another connection holds the write lock."""
+    return getattr(exc.orig, "sqlite_errorname", "") == "SQLITE_BUSY"
+
+
+def _begin_at_once(sqlite: Engine) -> Connection | None:
+    """A connection in a ``BEGIN IMMEDIATE`` transaction, or None when another process
+    holds the write lock (the log's connections do not wait for it: busy timeout 0)."""
+    conn = sqlite.connect().execution_options(**{SQLITE_IMMEDIATE: True})
+    try:
+        conn.begin()
+    except sa.exc.OperationalError as exc:
+        conn.close()
+        if _busy(exc):
+            return None
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _commit(conn: Connection) -> None:
+    try:
+        conn.commit()
+    finally:
+        _close(conn)
+
+
+def _close(conn: Connection) -> None:
+    """Roll back what is not committed and give the connection back to the pool."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+    finally:
+        conn.close()
+
+
+def _write_waiting(sqlite: Engine, items: list[Item], now: int) -> list[Stored | ContactdError]:
+    """The whole batch on the log's thread, waiting (the busy timeout) for the write lock."""
+    with sqlite.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        try:
+            with conn.execution_options(**{SQLITE_IMMEDIATE: True}).begin():
+                return _write_batch(conn, items, now)
+        finally:
+            raw.execute("PRAGMA busy_timeout=0")
 
 
 def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored | ContactdError]:
@@ -246,6 +324,9 @@ def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored |
 
 
 def _sessions(conn: Connection, ids: set[str]) -> dict[str, SessionRecord]:
+    if _plain_sql(conn):
+        found = _sqlite_select(conn, service_sessions, f"id IN ({_marks(len(ids))})", [*ids])
+        return {r["id"]: repo.record_from_row(r) for r in found}
     q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(ids)))
     if conn.dialect.name == "postgresql":
         q = q.with_for_update()
@@ -259,13 +340,17 @@ def _resends(conn: Connection, msgs: list[NewMessage]) -> dict[tuple[str, str], 
     whole table; these two are one search of the unique index per pair (the few rows
     that match one list each but no pair are dropped here)."""
     pairs = {(m.session_id, m.client_msg_id) for m in msgs}
-    t = session_messages
-    q = sa.select(t).where(
-        t.c.session_id.in_(list({p[0] for p in pairs})),
-        t.c.client_msg_id.in_(list({p[1] for p in pairs})),
-    )
+    sessions, ids = list({p[0] for p in pairs}), list({p[1] for p in pairs})
+    rows: Sequence[Mapping[Any, Any]]
+    if _plain_sql(conn):
+        where = f"session_id IN ({_marks(len(sessions))}) AND client_msg_id IN ({_marks(len(ids))})"
+        rows = _sqlite_select(conn, session_messages, where, [*sessions, *ids])
+    else:
+        t = session_messages
+        q = sa.select(t).where(t.c.session_id.in_(sessions), t.c.client_msg_id.in_(ids))
+        rows = conn.execute(q).mappings().all()
     found: dict[tuple[str, str], Message] = {}
-    for r in conn.execute(q).mappings().all():
+    for r in rows:
         key = (r["session_id"], r["client_msg_id"])
         if key in pairs:
             found[key] = message_from_row(r)
@@ -292,8 +377,8 @@ def _store(
         )
         for n, i in enumerate(idxs):
             m = msgs[i]
-            # built from data validated at the edge (NewMessage): no second validation
-            stored = Message.model_construct(
+            # (pydantic's own validation is quicker than model_construct's Python loop)
+            stored = Message(
                 id="m_" + secrets.token_hex(8),
                 session_id=session_id,
                 seq=record.last_seq + 1 + n,
@@ -333,7 +418,7 @@ def _store(
                 "u_total": reply.total_ms,
             }
         )
-    if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33):
+    if _plain_sql(conn):
         sqlite_rows(conn, _UPDATE_SQL, updates)
         sqlite_rows(conn, _INSERT_SQL, inserts)
         return
@@ -347,6 +432,43 @@ def _store(
         )
     if inserts:
         conn.execute(sa.insert(session_messages), inserts)
+
+
+def _plain_sql(conn: Connection) -> bool:
+    """SQLite new enough for ``UPDATE … FROM (VALUES …)`` (3.33): the batch's statements
+    are written as plain SQL and run through the driver (see ``storage/bulk.py``)."""
+    return conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+@cache
+def _result_processors(table: sa.Table, dialect: Dialect) -> tuple[Any, ...]:
+    return tuple(
+        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in table.columns
+    )
+
+
+def _sqlite_select(
+    conn: Connection, table: sa.Table, where: str, params: list[Any]
+) -> list[dict[str, Any]]:
+    """``SELECT`` every column of ``table`` ``WHERE where``, through the driver: no
+    statement built and compiled per batch, no result objects; values go through the
+    columns' own result processors (JSON), so the rows read as SQLAlchemy reads them."""
+    names = [c.name for c in table.columns]
+    procs = _result_processors(table, conn.dialect)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE {where}"
+    return [
+        {
+            name: proc(value) if proc is not None and value is not None else value
+            for name, proc, value in zip(names, procs, row, strict=True)
+        }
+        for row in raw.execute(sql, params).fetchall()
+    ]
 
 
 # SQLite: each statement the driver steps gives the GIL up and must win it back from the

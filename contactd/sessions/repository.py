@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.sessions.models import SessionRecord
 from contactd.storage.tables import service_sessions as t
 
 
-def record_from_row(row: RowMapping) -> SessionRecord:
+def record_from_row(row: Mapping[Any, Any]) -> SessionRecord:
+    """A session row as read: SQLAlchemy's (``RowMapping``) or the message log's plain one."""
     data = dict(row)
     data["agents"] = list(data.get("agents") or [])
     return SessionRecord.model_validate(data)
