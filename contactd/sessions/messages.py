@@ -22,15 +22,13 @@ import contextlib
 import logging
 import secrets
 import sqlite3
-import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.clock import Clock
@@ -46,22 +44,11 @@ from contactd.sessions.models import (
     not_found,
 )
 from contactd.storage.bulk import RowsSql, insert_sql, sqlite_rows
-from contactd.storage.db import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    SQLITE_IMMEDIATE,
-    sqlite_file_engine,
-    write_transaction,
-    writer_lock,
-)
+from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions, session_messages
 
 log = logging.getLogger(__name__)
 _BATCH = 256
-# The log's thread (the commit, or a whole batch while another process writes) gives up
-# the GIL in SQLite and must take it back from a busy event loop, which by default lets it
-# wait up to 5 ms each time (sys.getswitchinterval). At 1 ms it takes the GIL back within
-# 1 ms; the interval only matters while a thread waits for the GIL.
-_SWITCH_INTERVAL_S = 0.001
 
 
 class Stored(NamedTuple):
@@ -121,18 +108,9 @@ class MessageLog:
         self.clock = clock
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
-        self._sqlite: Engine | None = None  # SQLite on a file: the log's own engine...
-        self._thread: ThreadPoolExecutor | None = None  # ...used on this one thread only
+        self.lane = SqlLane(engine, "message-log")
 
     def start(self) -> None:
-        self._sqlite = sqlite_file_engine(self.engine)
-        if self._sqlite is not None:
-            # its connections never wait for another process's write lock on the event
-            # loop: a batch that finds it taken waits on the thread (``_write_waiting``)
-            sa.event.listen(self._sqlite, "connect", _no_busy_wait)
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="message-log")
-            if sys.getswitchinterval() > _SWITCH_INTERVAL_S:
-                sys.setswitchinterval(_SWITCH_INTERVAL_S)
         self._writer = asyncio.create_task(self._run(), name="message-log-writer")
 
     async def stop(self) -> None:
@@ -144,10 +122,7 @@ class MessageLog:
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         self._writer = None
-        if self._sqlite is not None and self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._sqlite.dispose)
-            self._thread.shutdown()
-            self._sqlite = self._thread = None
+        await self.lane.stop()
 
     async def append(self, msg: NewMessage, guard: Guard | None = None) -> Stored:
         """Store ``msg`` if ``guard`` (checked in the storing transaction) allows it."""
@@ -185,33 +160,10 @@ class MessageLog:
     async def _write(self, batch: list[Pending]) -> list[Stored | ContactdError]:
         now = self.clock.now_ms()
         items = [(m, guard) for m, guard, _ in batch]
-        if self._sqlite is not None and self._thread is not None:
-            async with writer_lock(self.engine):  # after this process's other writers
-                return await self._write_sqlite(self._sqlite, self._thread, items, now)
-        async with write_transaction(self.engine) as conn:
-            return await conn.run_sync(_write_batch, items, now)
-
-    async def _write_sqlite(
-        self, sqlite: Engine, thread: ThreadPoolExecutor, items: list[Item], now: int
-    ) -> list[Stored | ContactdError]:
-        """The batch's statements here, on the event loop; its commit on the log's thread.
-        The whole batch on the thread when SQLite's write lock is taken (another process)."""
-        loop = asyncio.get_running_loop()
-        conn = _begin_at_once(sqlite)
-        if conn is not None:
-            try:
-                results = _write_batch(conn, items, now)
-            except sa.exc.OperationalError as exc:
-                _close(conn)
-                if not _busy(exc):
-                    raise
-            except BaseException:
-                _close(conn)
-                raise
-            else:
-                await loop.run_in_executor(thread, _commit, conn)
-                return results
-        return await loop.run_in_executor(thread, _write_waiting, sqlite, items, now)
+        stored: list[Stored | ContactdError] = await self.lane.write(
+            lambda conn: _write_batch(conn, items, now)
+        )
+        return stored
 
     async def since(self, session_id: str, after_seq: int, limit: int = 500) -> list[Message]:
         async with self.engine.connect() as conn:
@@ -231,61 +183,6 @@ class MessageLog:
                 .all()
             )
         return [message_from_row(r) for r in rows]
-
-
-def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA busy_timeout=0")
-
-
-def _busy(exc: sa.exc.OperationalError) -> bool:
-    """SQLite's "database is locked": another connection holds the write lock."""
-    return getattr(exc.orig, "sqlite_errorname", "") == "SQLITE_BUSY"
-
-
-def _begin_at_once(sqlite: Engine) -> Connection | None:
-    """A connection in a ``BEGIN IMMEDIATE`` transaction, or None when another process
-    holds the write lock (the log's connections do not wait for it: busy timeout 0)."""
-    conn = sqlite.connect().execution_options(**{SQLITE_IMMEDIATE: True})
-    try:
-        conn.begin()
-    except sa.exc.OperationalError as exc:
-        conn.close()
-        if _busy(exc):
-            return None
-        raise
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _commit(conn: Connection) -> None:
-    try:
-        conn.commit()
-    finally:
-        _close(conn)
-
-
-def _close(conn: Connection) -> None:
-    """Roll back what is not committed and give the connection back to the pool."""
-    try:
-        if conn.in_transaction():
-            conn.rollback()
-    finally:
-        conn.close()
-
-
-def _write_waiting(sqlite: Engine, items: list[Item], now: int) -> list[Stored | ContactdError]:
-    """The whole batch on the log's thread, waiting (the busy timeout) for the write lock."""
-    with sqlite.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        try:
-            with conn.execution_options(**{SQLITE_IMMEDIATE: True}).begin():
-                return _write_batch(conn, items, now)
-        finally:
-            raw.execute("PRAGMA busy_timeout=0")
 
 
 def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored | ContactdError]:

@@ -7,6 +7,7 @@ SQLite (``sqlite+aiosqlite:///path``) is the embedded default; PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -133,16 +135,25 @@ def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
 T = TypeVar("T")
 
 
-class SqlLane:
-    """Whole transactions — a blocking function of a SQLAlchemy ``Connection`` — run in
-    one hop off the event loop.
+# A lane's thread gives up the GIL in SQLite and must take it back from a busy event loop,
+# which by default lets it wait up to 5 ms each time (sys.getswitchinterval); at 1 ms it
+# waits at most 1 ms (the interval only matters while a thread waits for the GIL).
+_SWITCH_INTERVAL_S = 0.001
 
-    On SQLite on a file, on a thread of its own with its own blocking engine
-    (``sqlite_file_engine``): a transaction costs one hand-off between threads instead of
-    one per statement, cursor and BEGIN/COMMIT (aiosqlite), each of which also makes the
-    event loop wait for the GIL. Writes queue behind this process's other writers
-    (``writer_lock``) and take the write lock at BEGIN, like ``write_transaction``.
-    Elsewhere (PostgreSQL, SQLite in memory) it is the async engine's ``run_sync``.
+
+class SqlLane:
+    """Whole transactions — a blocking function of a SQLAlchemy ``Connection`` — without
+    aiosqlite's hand-off between threads per statement, cursor and BEGIN/COMMIT (each of
+    which also makes the event loop wait for the GIL, or the thread wait for the loop).
+
+    On SQLite on a file the lane has a blocking engine of its own (``sqlite_file_engine``)
+    and a thread. A **write** runs its statements right on the event loop — they take
+    microseconds — and only its ``COMMIT`` (the wait for the disk) on the thread: one
+    hand-off per transaction. It queues behind this process's other writers
+    (``writer_lock``) and takes SQLite's write lock at ``BEGIN IMMEDIATE`` without
+    waiting; when another process holds it, the whole transaction goes to the thread and
+    waits there (the busy timeout), never on the loop. A **read** runs on the thread.
+    Elsewhere (PostgreSQL, SQLite in memory) both are the async engine's ``run_sync``.
 
     The thread starts on first use; ``stop`` closes it (a stopped lane starts again when
     used)."""
@@ -154,42 +165,51 @@ class SqlLane:
         self._thread: ThreadPoolExecutor | None = None
         self._started = False
 
-    def _lane(self) -> ThreadPoolExecutor | None:
+    def _lane(self) -> tuple[Engine, ThreadPoolExecutor] | None:
         if not self._started:
             self._started = True
             self._sync = sqlite_file_engine(self.engine)
             if self._sync is not None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix=self.name)
-        return self._thread
+                if sys.getswitchinterval() > _SWITCH_INTERVAL_S:
+                    sys.setswitchinterval(_SWITCH_INTERVAL_S)
+        if self._sync is None or self._thread is None:
+            return None
+        return self._sync, self._thread
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        """``fn`` in a write transaction, committed when it returns."""
-        thread = self._lane()
-        if thread is None:
+        """``fn`` in a write transaction, committed (to disk) when this returns."""
+        lane = self._lane()
+        if lane is None:
             async with write_transaction(self.engine) as conn:
                 return await conn.run_sync(fn)
+        sync, thread = lane
+        loop = asyncio.get_running_loop()
         async with writer_lock(self.engine):
-            return await asyncio.get_running_loop().run_in_executor(thread, self._write, fn)
+            begun = _begin_at_once(sync)
+            if begun is not None:
+                try:
+                    result = fn(begun)
+                except sa_exc.OperationalError as exc:
+                    _close(begun)
+                    if not is_busy(exc):
+                        raise
+                except BaseException:
+                    _close(begun)
+                    raise
+                else:
+                    await loop.run_in_executor(thread, _commit, begun)
+                    return result
+            return await loop.run_in_executor(thread, _write_waiting, sync, fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        """``fn`` in a read transaction (rolled back)."""
-        thread = self._lane()
-        if thread is None:
+        """``fn`` in a read transaction (rolled back), on the lane's thread."""
+        lane = self._lane()
+        if lane is None:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(fn)
-        return await asyncio.get_running_loop().run_in_executor(thread, self._read, fn)
-
-    def _write(self, fn: Callable[[Connection], T]) -> T:
-        assert self._sync is not None
-        with self._sync.connect() as conn:
-            conn = conn.execution_options(**{SQLITE_IMMEDIATE: True})
-            with conn.begin():
-                return fn(conn)
-
-    def _read(self, fn: Callable[[Connection], T]) -> T:
-        assert self._sync is not None
-        with self._sync.connect() as conn:
-            return fn(conn)
+        sync, thread = lane
+        return await asyncio.get_running_loop().run_in_executor(thread, _read, sync, fn)
 
     async def stop(self) -> None:
         thread, sync = self._thread, self._sync
@@ -198,6 +218,62 @@ class SqlLane:
         if thread is not None and sync is not None:
             await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
             thread.shutdown()
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection holds the write lock."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlite_errorname", "") == "SQLITE_BUSY"
+
+
+def _begin_at_once(sync: Engine) -> Connection | None:
+    """A connection in a ``BEGIN IMMEDIATE`` transaction, taken without waiting; None when
+    another process holds SQLite's write lock."""
+    conn = sync.connect().execution_options(**{SQLITE_IMMEDIATE: True})
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.begin()
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    except sa_exc.OperationalError as exc:
+        conn.close()
+        if is_busy(exc):
+            return None
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _commit(conn: Connection) -> None:
+    try:
+        conn.commit()
+    finally:
+        _close(conn)
+
+
+def _close(conn: Connection) -> None:
+    """Roll back what is not committed and give the connection back to the pool."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+    finally:
+        conn.close()
+
+
+def _write_waiting(sync: Engine, fn: Callable[[Connection], T]) -> T:
+    """The whole transaction on the lane's thread, waiting for the write lock."""
+    with sync.connect() as conn, conn.execution_options(**{SQLITE_IMMEDIATE: True}).begin():
+        return fn(conn)
+
+
+def _read(sync: Engine, fn: Callable[[Connection], T]) -> T:
+    with sync.connect() as conn:
+        return fn(conn)
 
 
 async def migrate(engine: AsyncEngine) -> None:
