@@ -44,6 +44,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The server's event loop: uvloop (the default) or asyncio's own."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -59,9 +68,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(s.log_level, s.log_format)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(s)
-    log.info("contactd starting on http://%s:%s (site %s)", s.host, s.port, s.site)
+    loop = new_event_loop(s.event_loop)
+    log.info(
+        "contactd starting on http://%s:%s (site %s, %s event loop)",
+        s.host,
+        s.port,
+        s.site,
+        s.event_loop,
+    )
     try:
-        web.run_app(app, host=s.host, port=s.port, shutdown_timeout=15, print=None, access_log=None)
+        web.run_app(
+            app,
+            host=s.host,
+            port=s.port,
+            shutdown_timeout=15,
+            print=None,
+            access_log=None,
+            loop=loop,
+        )
     except RedisUnavailable as exc:
         print(f"contactd cannot start: {exc}", file=sys.stderr)
         return 2

@@ -385,6 +385,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="uvloop (cheaper wake-ups and socket calls) or asyncio"
+    )
     redis_url: str | None = None
     database_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

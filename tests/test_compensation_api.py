@@ -108,12 +108,12 @@ class Api:
 
 @pytest.fixture
 async def api(
+    database_url: str,  # first: its database outlives the app (torn down after it)
     aiohttp_server: Callable[..., Awaitable[Any]],
     redis_url: str,
     site: str,
     tmp_path: Path,
     redis: Any,
-    database_url: str,
 ) -> AsyncIterator[Api]:
     guard = asyncio.create_task(recancel_swallowed())
     settings = make_settings(

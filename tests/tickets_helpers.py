@@ -155,12 +155,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 async def make_desk(
     shutdown_guard: None,
+    database_url: str,  # first: its database outlives the app (torn down after it)
     aiohttp_server: Callable[..., Any],
     redis_url: str,
     site: str,
     tmp_path: Path,
     redis: Any,
-    database_url: str,
 ) -> AsyncIterator[MakeDesk]:
     desks: list[Desk] = []
     http = aiohttp.ClientSession()
