@@ -126,7 +126,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def contactd_env(tmp: str, redis_url: str, site: str, port: int, secret: str) -> dict[str, str]:
+def contactd_env(
+    tmp: str, redis_url: str, site: str, port: int, secret: str, event_loop: str = "uvloop"
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTD_")}
     config = Path(tmp) / "contactd.toml"
     config.write_text(
@@ -143,6 +145,7 @@ def contactd_env(tmp: str, redis_url: str, site: str, port: int, secret: str) ->
         CONTACTD_SITE=site,
         CONTACTD_PORT=str(port),
         CONTACTD_LOG_LEVEL="WARNING",
+        CONTACTD_EVENT_LOOP=event_loop,
     )
     return env
 
@@ -298,6 +301,9 @@ def main() -> None:
     ap.add_argument("--inflight", type=int, default=32, help="requests in flight per worker")
     ap.add_argument("--workers", type=int, default=2, help="client processes")
     ap.add_argument("--latency-load", type=float, default=0.5)
+    ap.add_argument(
+        "--event-loop", choices=["uvloop", "asyncio"], default="uvloop", help="contactd's loop"
+    )
     ap.add_argument("--latency-s", type=float, default=None)
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -312,7 +318,7 @@ def main() -> None:
         site = unique_site("ivr")
         port = free_port()
         args.secret = "bench-ivr-" + secrets.token_hex(8)
-        env = contactd_env(tmp, redis.url, site, port, args.secret)
+        env = contactd_env(tmp, redis.url, site, port, args.secret, args.event_loop)
         server = subprocess.Popen(
             [sys.executable, "-m", "contactd", "serve"],
             env=env,
@@ -364,6 +370,7 @@ def main() -> None:
             "latency_load": args.latency_load,
             "latency_s": args.latency_s,
             "database": "sqlite",
+            "event_loop": args.event_loop,
         },
         "machine": machine_info(),
         "cpu_during_run": cpu,
