@@ -47,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,9 @@ from _bench_common import (
     paced,
     print_json,
     progress_line,
+    stop,
     unique_site,
+    wait_ready,
 )
 
 from contactd.channels.ivr.signing import signed_headers
@@ -99,31 +100,6 @@ def bare_server(port: int) -> None:
 def redis_pid(redis: RedisServer) -> int:
     assert redis.proc is not None
     return redis.proc.pid
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url}: the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} was not ready in {timeout_s} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def contactd_env(
