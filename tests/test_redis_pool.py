@@ -48,3 +48,32 @@ def test_packed_bytes_match_redis_py() -> None:
     conn = client.connection_pool.make_connection()  # type: ignore[attr-defined]
     args = ("FCALL", "fn", 2, "cd:{s}:a", b"cd:{s}:b", 1763900000000, 2.25, '{"x":"é"}')
     assert b"".join(conn.pack_command(*args)) == b"".join(Connection().pack_command(*args))
+
+
+async def test_a_burst_that_grows_the_pool_does_not_read_package_metadata(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py reads its version from the installed package's metadata (a scan of the
+    site-packages, a millisecond or more of the event loop) for every connection it makes
+    unless told it once: a burst that opens 40 connections must not stall the loop 40 times."""
+    import importlib.metadata
+
+    connect(redis_url)  # the driver info is looked up once per process, before counting
+    reads: list[str] = []
+    real = importlib.metadata.version
+
+    def counting(name: str) -> str:
+        reads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", counting)
+    client = connect(redis_url)
+    try:
+        blockers = [await client.connection_pool.get_connection() for _ in range(40)]
+        assert all(c.is_connected for c in blockers)
+        for c in blockers:
+            await client.connection_pool.release(c)
+        assert await client.ping()
+    finally:
+        await client.aclose()
+    assert reads == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 from pathlib import Path
@@ -23,7 +24,9 @@ from redis.asyncio.connection import (
     SSLConnection,
     UnixDomainSocketConnection,
 )
+from redis.driver_info import DriverInfo
 from redis.exceptions import DataError
+from redis.utils import get_lib_version
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +88,24 @@ _PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {
 }
 
 
+@functools.cache
+def _driver_info() -> DriverInfo:
+    """What each connection tells Redis it is (``CLIENT SETINFO``), looked up once: redis-py
+    otherwise reads its installed version from the package metadata for every new
+    connection, a millisecond or more of the event loop each time a burst grows the pool."""
+    return DriverInfo(name="redis-py", lib_version=get_lib_version())  # type: ignore[no-untyped-call]
+
+
 def blocking_pool(url: str, size: int = POOL_SIZE) -> BlockingConnectionPool:
     """A pool that makes a burst wait for a free connection instead of failing (the default
     pool raises "Too many connections" once it is exhausted, losing the operation). Its
     connections pack commands with hiredis (see ``_HiredisPacking``)."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=size, timeout=20, health_check_interval=30
+        url,
+        max_connections=size,
+        timeout=20,
+        health_check_interval=30,
+        driver_info=_driver_info(),
     )
     pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
     return pool
