@@ -4,14 +4,17 @@ cleanup of exactly the keys a test created."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis as redis_sync
@@ -27,11 +30,32 @@ from contactd.storage.autopipe import close_auto_pipeline
 from contactd.storage.db import migrate, open_database
 from contactd.storage.keyspace import SiteKeys
 
+T = TypeVar("T")
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def while_another_process_writes(database: str, work: Awaitable[T]) -> T:
+    """``work``'s result, started while another process (a second SQLite connection) holds
+    the write lock: it must wait for the lock without holding up the event loop, and
+    finish once the lock is free."""
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.ensure_future(work)
+        started = time.monotonic()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 2.0  # the loop was not held by the wait
+        assert not pending.done()
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    return await asyncio.wait_for(pending, 10)
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -7,6 +7,7 @@ is set (each test in a schema of its own, dropped afterwards)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -195,6 +196,29 @@ async def test_lookups_by_id_phone_and_number(demo: EmbeddedDirectory) -> None:
     assert await demo.order("O0000") is None
     assert await demo.product("SKU-NOPE") is None
     assert await demo.orders_of("nobody") == []
+
+
+async def test_sqlite_lookups_go_on_while_another_process_writes(
+    db: AsyncEngine, demo: EmbeddedDirectory
+) -> None:
+    """Look-ups by key run on the event loop: SQLite's WAL lets them through at once while
+    another process holds the write lock, and they see only what it committed."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("SQLite's locks")
+    assert db.url.database is not None
+    other = sqlite3.connect(db.url.database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE dir_customers SET name = 'X' WHERE id = 'u1002'")
+        found = await asyncio.wait_for(demo.customers_by_phone(["13812341234"]), 2)
+        assert found["13812341234"].id == "u1001"
+        before = await asyncio.wait_for(demo.customer("u1002"), 2)
+        assert before is not None and before.name != "X"
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    after = await demo.customer("u1002")
+    assert after is not None and after.name == "X"
 
 
 async def test_orders_newest_first_and_limited(demo: EmbeddedDirectory) -> None:

@@ -329,6 +329,35 @@ async def test_a_call_announced_again_under_new_event_ids_is_queued_once(
     assert later.instruction["session_id"] == queued[0]["session_id"]
 
 
+async def test_service_numbers_follow_the_calls_without_gaps(make_voice: MakeVoice) -> None:
+    """A call straight to a queue takes its service number with its claim; a burst of calls
+    gets consecutive numbers, a call announced again takes none, and a caller in the
+    self-service menu takes one only when they ask for an agent."""
+    voice = await make_voice()
+    ivr = voice.ivr
+
+    def seq(session_id: str) -> int:
+        assert session_id.startswith("S") and session_id[9] == "-"
+        return int(session_id[10:])
+
+    burst = await asyncio.gather(*(ivr.incoming(f"CA6{i}", STRANGER, DIRECT) for i in range(8)))
+    numbers = sorted(seq(r.instruction["session_id"]) for r in burst)
+    assert numbers == list(range(numbers[0], numbers[0] + 8))
+    again = await asyncio.gather(
+        *(
+            ivr.send(ivr.event("call.incoming", "CA60", caller=STRANGER, dialled=DIRECT))
+            for _ in range(3)
+        )
+    )
+    assert {seq(r.instruction["session_id"]) for r in again} <= set(numbers)
+    await ivr.incoming("CA70", STRANGER, HOTLINE)  # the menu: no session yet
+    assert (await ivr.menu("CA70", "main", digits="1")).instruction["action"] == "gather"
+    direct = (await ivr.incoming("CA71", STRANGER, DIRECT)).instruction
+    assert seq(direct["session_id"]) == numbers[-1] + 1
+    asked = (await ivr.menu("CA70", "order_no", digits="0")).instruction
+    assert asked["action"] == "enqueue" and seq(asked["session_id"]) == numbers[-1] + 2
+
+
 async def test_abandon_while_offered_withdraws_the_offer_at_once(make_voice: MakeVoice) -> None:
     voice = await make_voice()
     agent = await voice.voice_agent("agent1", ["phone"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,6 +18,7 @@ from contactd.sessions.messages import MessageLog
 from contactd.sessions.models import Attachment, Guard, NewMessage, Sender
 from contactd.storage.db import write_transaction
 from contactd.storage.tables import service_sessions, session_messages
+from tests.conftest import while_another_process_writes
 
 CUSTOMER = Sender(type="customer", id="u1", name="张三")
 AGENT = Sender(type="agent", id="agent1", name="客服一")
@@ -275,19 +274,9 @@ async def test_sqlite_a_batch_waits_for_another_process_writing_without_blocking
     sid = "S20261126-000003"
     await open_session(db, sid, log.clock.now_ms(), accepted=True)
     assert db.url.database is not None
-    other = sqlite3.connect(db.url.database, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        pending = asyncio.ensure_future(log.append(text(sid, "c1", CUSTOMER)))
-        started = time.monotonic()
-        for _ in range(20):
-            await asyncio.sleep(0.01)
-        assert time.monotonic() - started < 2.0  # the loop was not held by the wait
-        assert not pending.done()
-        other.execute("COMMIT")
-    finally:
-        other.close()
-    stored = await asyncio.wait_for(pending, 10)
+    stored = await while_another_process_writes(
+        db.url.database, log.append(text(sid, "c1", CUSTOMER))
+    )
     assert (stored.created, stored.message.seq) == (True, 1)
     again = await log.append(text(sid, "c2", CUSTOMER))  # and the next batch as usual
     assert again.message.seq == 2

@@ -160,7 +160,7 @@ class EmbeddedDirectory:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._lane = SqlLane(engine, "directory")  # reads: one hop each (every call, chat)
+        self._lane = SqlLane(engine, "directory")  # look-ups on the loop, searches on its thread
 
     async def customer(self, customer_id: str) -> Customer | None:
         row = await self._first(sa.select(dir_customers).where(dir_customers.c.id == customer_id))
@@ -230,7 +230,7 @@ class EmbeddedDirectory:
             .order_by(rank, c.id)
             .limit(clamp_limit(limit))
         )
-        return [to_customer(row) for row in await self._rows(stmt)]
+        return [to_customer(row) for row in await self._rows(stmt, by_key=False)]
 
     async def add(
         self,
@@ -246,8 +246,10 @@ class EmbeddedDirectory:
         """The reading thread stops (the engine belongs to the caller)."""
         await self._lane.stop()
 
-    async def _rows(self, stmt: sa.Select[Any]) -> Sequence[RowMapping]:
-        return await self._lane.read(lambda conn: conn.execute(stmt).mappings().all())
+    async def _rows(self, stmt: sa.Select[Any], by_key: bool = True) -> Sequence[RowMapping]:
+        """``by_key``: an indexed read of a few rows (``SqlLane.lookup``); else a search."""
+        read = self._lane.lookup if by_key else self._lane.read
+        return await read(lambda conn: conn.execute(stmt).mappings().all())
 
     async def _first(self, stmt: sa.Select[Any]) -> RowMapping | None:
         rows = await self._rows(stmt)  # (by a unique key, or with a limit)

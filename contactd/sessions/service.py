@@ -51,6 +51,11 @@ class NewSession(TypedDict, total=False):
     state: SessionState
 
 
+def service_number(day: str, n: int) -> str:
+    """``S20261123-000042``: the day's ``n``-th service number."""
+    return f"S{day}-{n:06d}"
+
+
 class SessionService:
     def __init__(
         self,
@@ -99,14 +104,20 @@ class SessionService:
 
     async def next_numbers(self, n: int) -> list[str]:
         """``n`` consecutive service numbers in one round trip (a batch of new sessions)."""
-        day = datetime.fromtimestamp(self.clock.now_ms() / 1000, self._tz).strftime("%Y%m%d")
-        key = self.keys.service_numbers(day)
+        day, key, ttl_s = self.number_counter()
         # MULTI/EXEC inside one caller's run of commands: atomic, and it shares the round
         # trip with whatever else is on its way to Redis
         *_, (last, _) = await auto_pipeline(self.redis).many(
-            [("MULTI",), ("INCRBY", key, n), ("EXPIRE", key, _NUMBER_TTL_S), ("EXEC",)]
+            [("MULTI",), ("INCRBY", key, n), ("EXPIRE", key, ttl_s), ("EXEC",)]
         )
-        return [f"S{day}-{i:06d}" for i in range(int(last) - n + 1, int(last) + 1)]
+        return [service_number(day, i) for i in range(int(last) - n + 1, int(last) + 1)]
+
+    def number_counter(self) -> tuple[str, str, int]:
+        """Today's day (``YYYYMMDD``), its service-number counter's key and that key's TTL
+        in s: for a Redis script that takes a number in the same step as other work (the
+        phone channel's claim); format what it took with ``service_number``."""
+        day = datetime.fromtimestamp(self.clock.now_ms() / 1000, self._tz).strftime("%Y%m%d")
+        return day, self.keys.service_numbers(day), _NUMBER_TTL_S
 
     async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:
         values = await self.new_values(**fields)

@@ -202,6 +202,32 @@ class SqlLane:
                     return result
             return await loop.run_in_executor(thread, _write_waiting, sync, fn)
 
+    async def lookup(self, fn: Callable[[Connection], T]) -> T:
+        """``fn``, a read by key that takes microseconds (an index, a few rows), right on
+        the event loop: no hand-off to the thread and back, which costs more than the read
+        (every call and chat looks its customer up). SQLite in WAL mode lets a reader
+        through while others write; in the rare case it answers "busy" (a checkpoint being
+        recovered) the read goes to the thread instead, never waiting on the loop. Anything
+        that may scan (a search) goes through ``read``."""
+        lane = self._lane()
+        if lane is None:
+            return await self.read(fn)
+        sync, thread = lane
+        with sync.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                return fn(conn)
+            except sa_exc.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                if conn.in_transaction():
+                    conn.rollback()
+        return await asyncio.get_running_loop().run_in_executor(thread, _read, sync, fn)
+
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` in a read transaction (rolled back), on the lane's thread."""
         lane = self._lane()

@@ -9,11 +9,12 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from contactd.channels.ivr.models import Instruction, IvrEvent
-from contactd.channels.ivr.service import IvrService
-from contactd.channels.ivr.store import IvrStore, StoredAnswer
+from contactd.channels.ivr.models import CallState, Instruction, IvrEvent
+from contactd.channels.ivr.service import IvrService, NewCall
+from contactd.channels.ivr.store import Claim, IvrStore, StoredAnswer
 from contactd.errors import ContactdError
 from contactd.metrics import Metrics
+from contactd.sessions.service import service_number
 
 Render = Callable[[IvrEvent, Instruction], StoredAnswer]
 RenderError = Callable[[ContactdError], StoredAnswer]
@@ -38,9 +39,17 @@ class Deliveries:
         """The answer to ``event`` and whether it is a repeat of an earlier answer."""
         digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
         new_call = self.service.new_call(event)
+        counter = self.service.number_counter(event)
         caller = self.service.look_up_caller(event)  # beside the claim: one wait, not two
         try:
-            claim = await self.store.claim(event.id, digest, nonce, nonce_ttl_s, new_call)
+            claim = await self.store.claim(
+                event.id,
+                digest,
+                nonce,
+                nonce_ttl_s,
+                new_call,
+                None if counter is None else (counter[1], counter[2]),
+            )
         except BaseException:
             _drop(caller)
             raise
@@ -52,7 +61,7 @@ class Deliveries:
         with self.store.deferring() as states:
             try:
                 instruction = await self.service.handle(
-                    event, None if new_call is None else (new_call, claim.created), caller
+                    event, _new_call(new_call, claim, counter), caller
                 )
                 answer = render(event, instruction)
                 result: str = instruction.action
@@ -67,6 +76,17 @@ class Deliveries:
         await self.store.finish(event.id, digest, answer, states)
         self.metrics.webhook_events.labels(source, event.type, result).inc()
         return answer, False
+
+
+def _new_call(
+    state: CallState | None, claim: Claim, counter: tuple[str, str, int] | None
+) -> NewCall | None:
+    if state is None:
+        return None
+    number = None
+    if counter is not None and claim.number is not None:
+        number = service_number(counter[0], claim.number)
+    return NewCall(state, claim.created, number)
 
 
 def _drop(task: asyncio.Task[Any] | None) -> None:

@@ -1,7 +1,7 @@
 """Group commit for the sessions of incoming calls: calls arriving together share one SQL
 transaction (one fsync on SQLite, one hop to the lane's thread) and one service-number
-increment instead of one each. A call is answered only once its session is stored, so
-nothing is lost."""
+increment instead of one each (none for calls that took their number with their claim).
+A call is answered only once its session is stored, so nothing is lost."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from contactd.storage.bulk import insert_rows
 from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions
 
+_Item = tuple[str | None, NewSession]
 _EMPTY = {name: None for name in SessionRecord.model_fields}
 
 
@@ -22,13 +23,16 @@ class SessionOpener:
     def __init__(self, sessions: SessionService) -> None:
         self.sessions = sessions
         self.lane = SqlLane(sessions.engine, "ivr-sessions")
-        self.batch: Batcher[NewSession, SessionRecord] = Batcher(self._store, "ivr-session-writer")
+        self.batch: Batcher[_Item, SessionRecord] = Batcher(self._store, "ivr-session-writer")
 
-    async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:
-        return await self.batch.submit(fields)
+    async def open(self, number: str | None = None, **fields: Unpack[NewSession]) -> SessionRecord:
+        """The stored session; ``number``: its service number when the call has one already
+        (``SessionService.number_counter``), else one is taken now."""
+        return await self.batch.submit((number, fields))
 
-    async def _store(self, batch: Sequence[NewSession]) -> list[SessionRecord]:
-        numbers = await self.sessions.next_numbers(len(batch))
-        rows = [self.sessions.row(n, **f) for n, f in zip(numbers, batch, strict=True)]
+    async def _store(self, batch: Sequence[_Item]) -> list[SessionRecord]:
+        missing = sum(1 for number, _ in batch if number is None)
+        fresh = iter(await self.sessions.next_numbers(missing) if missing else ())
+        rows = [self.sessions.row(n or next(fresh), **f) for n, f in batch]
         await self.lane.write(lambda conn: insert_rows(conn, service_sessions, rows))
         return [SessionRecord.model_validate({**_EMPTY, **row}) for row in rows]

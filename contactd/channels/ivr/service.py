@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import NamedTuple
 
 from contactd.channels.ivr import selfservice as ss
 from contactd.channels.ivr.callers import CallerLookup
@@ -52,6 +53,14 @@ log = logging.getLogger(__name__)
 ANSWERED_MSG = "call.answered"  # client_msg_id suffix of the "call connected" note
 
 
+class NewCall(NamedTuple):
+    """A call.incoming's call, as its claim left it."""
+
+    state: CallState
+    created: bool  # its state was created with the claim (else the call existed)
+    number: str | None  # the service number its claim took (a call straight to a queue)
+
+
 class IvrService:
     def __init__(
         self,
@@ -82,11 +91,12 @@ class IvrService:
     async def handle(
         self,
         event: IvrEvent,
-        new_call: tuple[CallState, bool] | None = None,
+        new_call: NewCall | None = None,
         caller: Awaitable[Customer | None] | None = None,
     ) -> Instruction:
-        """``new_call``: a call.incoming's state (``new_call(event)``) and whether it was
-        created already (with the event's claim); without it the state is created here.
+        """``new_call``: a call.incoming's state (``new_call(event)``), whether it was
+        created already (with the event's claim) and the service number taken with it;
+        without it the state is created here.
         ``caller``: its look-up, started already (``look_up_caller``)."""
         if isinstance(event, CallIncoming):
             return await self._incoming(event, new_call, caller)
@@ -113,6 +123,21 @@ class IvrService:
         """The state a call.incoming event creates (None for other events)."""
         return self._call_state(event) if isinstance(event, CallIncoming) else None
 
+    def number_counter(self, event: IvrEvent) -> tuple[str, str, int] | None:
+        """For a call.incoming that goes straight to a queue (its dialled number or IVR path
+        names one): the service-number counter its claim takes the session's number from
+        (``SessionService.number_counter``). None for anything else."""
+        if not isinstance(event, CallIncoming):
+            return None
+        if self._straight_queue(event) is None and self.cfg.self_service:
+            return None
+        return self.sessions.number_counter()
+
+    def _straight_queue(self, e: CallIncoming) -> str | None:
+        return self.cfg.numbers.get(e.dialled) or (
+            self.cfg.paths.get(e.ivr_path) if e.ivr_path else None
+        )
+
     def look_up_caller(self, event: IvrEvent) -> asyncio.Task[Customer | None] | None:
         """A call.incoming's caller look-up, started now: a read, so it may run beside the
         event's claim (and be dropped when the event turns out to be a repeat)."""
@@ -132,11 +157,12 @@ class IvrService:
     async def _incoming(
         self,
         e: CallIncoming,
-        new_call: tuple[CallState, bool] | None,
+        new_call: NewCall | None,
         caller: Awaitable[Customer | None] | None,
     ) -> Instruction:
+        number = None
         if new_call is not None:
-            state, created = new_call
+            state, created, number = new_call
             customer = await (caller if caller is not None else self._customer(e.caller))
         else:  # claim the call and look the caller up at the same time
             state = self._call_state(e)
@@ -152,13 +178,11 @@ class IvrService:
             state.customer_id, state.customer_name = customer.id, customer.name
             state.vip = customer.vip
         greeting = self.t.welcome_back.format(name=customer.name) if customer else self.t.welcome
-        queue_id = self.cfg.numbers.get(e.dialled) or (
-            self.cfg.paths.get(e.ivr_path) if e.ivr_path else None
-        )
+        queue_id = self._straight_queue(e)
         if queue_id is None and not self.cfg.self_service:
             queue_id = self._voice_queue()
         if queue_id is not None:
-            return await self._enqueue(state, queue_id, greeting)
+            return await self._enqueue(state, queue_id, greeting, number)
         await self.store.save(state)
         return self._main(greeting)
 
@@ -300,8 +324,12 @@ class IvrService:
         return build(self.t, [order])
 
     # queue --------------------------------------------------------------------------
-    async def _enqueue(self, state: CallState, queue_id: str, prefix: str) -> Instruction:
+    async def _enqueue(
+        self, state: CallState, queue_id: str, prefix: str, number: str | None = None
+    ) -> Instruction:
+        """``number``: the session's service number, when the call took one already."""
         record = await self.opener.open(
+            number,
             channel="voice",
             entry_point="phone",
             queue_id=queue_id,
