@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # --------------------------------------------------------------------------- redis-server
@@ -42,6 +43,7 @@ class RedisServer:
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.unix_url = ""  # the same server on a unix socket (as contactd's embedded Redis)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self, timeout_s: float = 10.0) -> str:
@@ -70,12 +72,17 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                "--unixsocket",
+                str(Path(self._tmp.name) / "redis.sock"),
+                "--unixsocketperm",
+                "700",
                 *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
         self.url = f"redis://127.0.0.1:{port}/0"
+        self.unix_url = f"unix://{Path(self._tmp.name) / 'redis.sock'}?db=0"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

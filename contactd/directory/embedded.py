@@ -6,7 +6,7 @@ that writes rows through :func:`customer_row`, :func:`product_row` and :func:`or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from contactd.directory.models import (
     Sku,
     normalize_phone,
 )
+from contactd.storage.bulk import marks, select_rows
 from contactd.storage.db import SqlLane, write_transaction
 from contactd.storage.tables import dir_customers, dir_orders, dir_products
 
@@ -90,7 +91,7 @@ def _dt_or_none(ms: int | None) -> datetime | None:
     return None if ms is None else to_datetime(ms)
 
 
-def to_customer(row: RowMapping) -> Customer:
+def to_customer(row: Mapping[Any, Any]) -> Customer:
     region = None
     if row["province"] is not None and row["city"] is not None:
         region = Region(province=row["province"], city=row["city"])
@@ -183,12 +184,18 @@ class EmbeddedDirectory:
         wanted = {p: d for p in phones if (d := normalize_phone(p))}
         if not wanted:
             return {}
-        stmt = (
-            sa.select(dir_customers)
-            .where(dir_customers.c.phone.in_(sorted(set(wanted.values()))))
-            .order_by(dir_customers.c.id.desc())  # the lowest id wins, as customer_by_phone
-        )
-        rows = await self._rows(stmt)
+        digits = sorted(set(wanted.values()))
+        # the lowest id wins (the last one written below), as in customer_by_phone
+        if self._engine.dialect.name == "sqlite":  # every call's caller: plain SQL
+            where, order = f"phone IN ({marks(len(digits))})", "ORDER BY id DESC"
+            rows: Sequence[Mapping[Any, Any]] = await self._lane.lookup(
+                lambda conn: select_rows(conn, dir_customers, where, digits, order)
+            )
+        else:
+            c = dir_customers.c
+            rows = await self._rows(
+                sa.select(dir_customers).where(c.phone.in_(digits)).order_by(c.id.desc())
+            )
         by_digits = {row["phone"]: to_customer(row) for row in rows}
         return {p: by_digits[d] for p, d in wanted.items() if d in by_digits}
 

@@ -24,11 +24,10 @@ import secrets
 import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.clock import Clock
@@ -43,7 +42,7 @@ from contactd.sessions.models import (
     SessionRecord,
     not_found,
 )
-from contactd.storage.bulk import RowsSql, insert_sql, sqlite_rows
+from contactd.storage.bulk import RowsSql, insert_sql, marks, select_rows, sqlite_rows
 from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions, session_messages
 
@@ -222,7 +221,7 @@ def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored |
 
 def _sessions(conn: Connection, ids: set[str]) -> dict[str, SessionRecord]:
     if _plain_sql(conn):
-        found = _sqlite_select(conn, service_sessions, f"id IN ({_marks(len(ids))})", [*ids])
+        found = select_rows(conn, service_sessions, f"id IN ({marks(len(ids))})", [*ids])
         return {r["id"]: repo.record_from_row(r) for r in found}
     q = sa.select(service_sessions).where(service_sessions.c.id.in_(list(ids)))
     if conn.dialect.name == "postgresql":
@@ -240,8 +239,8 @@ def _resends(conn: Connection, msgs: list[NewMessage]) -> dict[tuple[str, str], 
     sessions, ids = list({p[0] for p in pairs}), list({p[1] for p in pairs})
     rows: Sequence[Mapping[Any, Any]]
     if _plain_sql(conn):
-        where = f"session_id IN ({_marks(len(sessions))}) AND client_msg_id IN ({_marks(len(ids))})"
-        rows = _sqlite_select(conn, session_messages, where, [*sessions, *ids])
+        where = f"session_id IN ({marks(len(sessions))}) AND client_msg_id IN ({marks(len(ids))})"
+        rows = select_rows(conn, session_messages, where, [*sessions, *ids])
     else:
         t = session_messages
         q = sa.select(t).where(t.c.session_id.in_(sessions), t.c.client_msg_id.in_(ids))
@@ -335,37 +334,6 @@ def _plain_sql(conn: Connection) -> bool:
     """SQLite new enough for ``UPDATE … FROM (VALUES …)`` (3.33): the batch's statements
     are written as plain SQL and run through the driver (see ``storage/bulk.py``)."""
     return conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 33)
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
-@cache
-def _result_processors(table: sa.Table, dialect: Dialect) -> tuple[Any, ...]:
-    return tuple(
-        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in table.columns
-    )
-
-
-def _sqlite_select(
-    conn: Connection, table: sa.Table, where: str, params: list[Any]
-) -> list[dict[str, Any]]:
-    """``SELECT`` every column of ``table`` ``WHERE where``, through the driver: no
-    statement built and compiled per batch, no result objects; values go through the
-    columns' own result processors (JSON), so the rows read as SQLAlchemy reads them."""
-    names = [c.name for c in table.columns]
-    procs = _result_processors(table, conn.dialect)
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE {where}"
-    return [
-        {
-            name: proc(value) if proc is not None and value is not None else value
-            for name, proc, value in zip(names, procs, row, strict=True)
-        }
-        for row in raw.execute(sql, params).fetchall()
-    ]
 
 
 # SQLite: each statement the driver steps gives the GIL up and must win it back from the

@@ -1,4 +1,5 @@
-"""Many rows in few statements, on a blocking connection (``SqlLane``).
+"""Many rows in few statements, on a blocking connection (``SqlLane``); and hot reads by
+key in plain SQL (``select_rows``).
 
 On SQLite, ``executemany`` steps the driver once per row, and every step lets go of the
 GIL and then waits for it again (up to the switch interval while the event loop is busy):
@@ -9,11 +10,12 @@ Other databases take SQLAlchemy's ``executemany`` (asyncpg pipelines it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 MAX_VARIABLES = 999  # SQLite's lowest limit of parameters per statement (before 3.32)
 
@@ -67,3 +69,41 @@ def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         sqlite_rows(conn, sql, [{k: row.get(k) for k in sql.keys} for row in rows])
     else:
         conn.execute(sa.insert(table), rows)
+
+
+def marks(n: int) -> str:
+    """``?, ?, ?``: ``n`` parameters (an ``IN`` list)."""
+    return ", ".join("?" * n)
+
+
+@cache
+def _result_processors(table: sa.Table, dialect: Dialect) -> tuple[Any, ...]:
+    return tuple(
+        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in table.columns
+    )
+
+
+def select_rows(
+    conn: Connection, table: sa.Table, where: str, params: Sequence[Any], tail: str = ""
+) -> list[dict[str, Any]]:
+    """``SELECT`` every column of ``table`` ``WHERE where`` (then ``tail``: ``ORDER BY``...)
+    on SQLite, through the driver: no statement built and compiled per call, no result
+    objects; values go through the columns' own result processors (JSON), so the rows
+    read as SQLAlchemy reads them. For hot reads by key (a batch's sessions, callers)."""
+    names = [c.name for c in table.columns]
+    procs = _result_processors(table, conn.dialect)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(f"SELECT {', '.join(names)} FROM {table.name} WHERE {where} {tail}", params)
+        found = cursor.fetchall()
+    finally:
+        cursor.close()
+    return [
+        {
+            name: proc(value) if proc is not None and value is not None else value
+            for name, proc, value in zip(names, procs, row, strict=True)
+        }
+        for row in found
+    ]
