@@ -331,19 +331,33 @@ local function pick_round_robin(q, c)
   return nil, seen
 end
 
+-- How the queue picks agents: a designated queue's contacts that wait for anyone go by
+-- its fallback strategy.
+local function strategy_of(q)
+  if q.cfg.strategy == 'designated' then return q.cfg.fallback_strategy end
+  return q.cfg.strategy
+end
+
 local function pick(q, c)
-  local strategy = q.cfg.strategy
-  if strategy == 'designated' then strategy = q.cfg.fallback_strategy end
-  if strategy == 'round_robin' then return pick_round_robin(q, c) end
+  if strategy_of(q) == 'round_robin' then return pick_round_robin(q, c) end
   return pick_idle(q, c)
 end
 
 -- dispatch --------------------------------------------------------------------
 
+-- The set its strategy picks agents from: nobody in it, nobody to offer to.
+local function pick_set(q)
+  if strategy_of(q) == 'round_robin' then return q.r end
+  return q.e
+end
+
 -- Offer waiting contacts of one queue to agents until no pair matches.
 local function dispatch_queue(qid)
   local q = Q[qid]
   if not q or q.cfg.removed then return 0 end
+  -- a queue nobody can take from (a burst while every agent is busy or away) costs
+  -- one look, not a read of its head contact
+  if redis.call('ZCARD', pick_set(q)) == 0 then return 0 end
   local made, pos = 0, 0
   for _ = 1, SCAN_LIMIT do
     local it = redis.call('ZRANGE', q.w, pos, pos)

@@ -59,9 +59,8 @@ else
   else
     save_contact(c)
     redis.call('ZADD', q.w, c.sc, c.id)
-    if in_zset > 0 then
-      dispatch_queue(c.q)
-      c = load_contact(c.id)
+    if in_zset > 0 and dispatch_queue(c.q) > 0 then
+      c = load_contact(c.id) -- (maybe offered: it was read and written again)
     end
   end
 end
