@@ -5,7 +5,9 @@ too, where a look-up is the async engine's ``run_sync``."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +16,7 @@ from contactd.storage.db import SqlLane
 from tests.conftest import while_another_process_writes
 
 probe = sa.table("lane_probe", sa.column("id"), sa.column("name"))
+PROBE_DDL = "CREATE TABLE lane_probe (id VARCHAR(8) PRIMARY KEY, name TEXT)"
 
 
 async def test_a_lookup_answers_on_the_loop_and_a_busy_one_waits_on_the_thread(
@@ -53,3 +56,40 @@ def _on_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+async def test_writes_after_a_failure_and_a_cancelled_commit_store_exactly_what_committed(
+    db: AsyncEngine,
+) -> None:
+    """A write whose work fails stores nothing and the next one goes on; on SQLite a write
+    cancelled while its commit runs on the thread is still committed whole, and the next
+    write waits for it instead of sharing its connection."""
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.text("CREATE TABLE lane_probe (id VARCHAR(8) PRIMARY KEY, name TEXT)")
+        )
+    lane = SqlLane(db, "test-lane")
+
+    def insert(row_id: str, fail: bool = False) -> Callable[[Connection], None]:
+        def run(c: Connection) -> None:
+            c.execute(sa.insert(probe), [{"id": row_id, "name": row_id}])
+            if fail:
+                raise ValueError("the work failed after writing")
+
+        return run
+
+    try:
+        with pytest.raises(ValueError):
+            await lane.write(insert("a", fail=True))
+        await lane.write(insert("b"))
+        pending = asyncio.ensure_future(lane.write(insert("c")))
+        await asyncio.sleep(0)  # its statements ran; its commit is on the lane's thread
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        await lane.write(insert("d"))
+        ids = await lane.read(lambda c: sorted(c.execute(sa.select(probe.c.id)).scalars()))
+        # (PostgreSQL: cancelled at its first statement's await, so before anything ran)
+        assert ids == (["b", "c", "d"] if db.dialect.name == "sqlite" else ["b", "d"])
+    finally:
+        await lane.stop()

@@ -40,12 +40,17 @@ def _has_defaults(table: sa.Table) -> bool:
     return any(c.default is not None or c.server_default is not None for c in table.c)
 
 
+@cache
+def _bind_processors(sql: RowsSql, dialect: Dialect) -> tuple[Any, ...]:
+    return tuple(c.type.dialect_impl(dialect).bind_processor(dialect) for c in sql.columns)
+
+
 def sqlite_rows(conn: Connection, sql: RowsSql, rows: list[dict[str, Any]]) -> None:
     """Run ``sql`` with ``rows`` as its VALUES, as few statements as the limit allows. Every
     row has every key (``None`` for SQL NULL)."""
     if not rows:
         return
-    procs = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in sql.columns]
+    procs = _bind_processors(sql, conn.dialect)
     width = len(sql.keys)
     one = "(" + ", ".join("?" * width) + ")"
     per = MAX_VARIABLES // width

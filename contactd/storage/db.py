@@ -164,6 +164,10 @@ class SqlLane:
         self._sync: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._started = False
+        # the loop's own connections, kept open, with a busy timeout of 0 (the loop never
+        # waits for another process): one for writes, one for look-ups
+        self._writer: Connection | None = None
+        self._reader: Connection | None = None
 
     def _lane(self) -> tuple[Engine, ThreadPoolExecutor] | None:
         if not self._started:
@@ -186,20 +190,30 @@ class SqlLane:
         sync, thread = lane
         loop = asyncio.get_running_loop()
         async with writer_lock(self.engine):
-            begun = _begin_at_once(sync)
-            if begun is not None:
-                try:
-                    result = fn(begun)
-                except sa_exc.OperationalError as exc:
-                    _close(begun)
-                    if not is_busy(exc):
-                        raise
-                except BaseException:
-                    _close(begun)
+            own = self._writer = self._writer or _no_wait(sync, immediate=True)
+            try:
+                own.begin()
+                result = fn(own)
+            except sa_exc.OperationalError as exc:
+                self._writer = _rolled_back(own)
+                if not is_busy(exc):
                     raise
-                else:
-                    await loop.run_in_executor(thread, _commit, begun)
-                    return result
+            except BaseException:
+                self._writer = _rolled_back(own)
+                raise
+            else:
+                committing = loop.run_in_executor(thread, _commit, own)
+                try:
+                    await asyncio.shield(committing)
+                except asyncio.CancelledError:
+                    # the commit goes on on the thread: this connection is its until then
+                    self._writer = None
+                    committing.add_done_callback(lambda _: own.close())
+                    raise
+                except BaseException:
+                    self._writer = _rolled_back(own)
+                    raise
+                return result
             return await loop.run_in_executor(thread, _write_waiting, sync, fn)
 
     async def lookup(self, fn: Callable[[Connection], T]) -> T:
@@ -213,19 +227,14 @@ class SqlLane:
         if lane is None:
             return await self.read(fn)
         sync, thread = lane
-        with sync.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            raw.execute("PRAGMA busy_timeout=0")
-            try:
-                return fn(conn)
-            except sa_exc.OperationalError as exc:
-                if not is_busy(exc):
-                    raise
-            finally:
-                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                if conn.in_transaction():
-                    conn.rollback()
+        conn = self._reader = self._reader or _no_wait(sync, immediate=False)
+        try:
+            return fn(conn)
+        except sa_exc.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        finally:
+            self._reader = _rolled_back(conn)
         return await asyncio.get_running_loop().run_in_executor(thread, _read, sync, fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
@@ -239,9 +248,12 @@ class SqlLane:
 
     async def stop(self) -> None:
         thread, sync = self._thread, self._sync
-        self._thread = self._sync = None
+        conns = [c for c in (self._writer, self._reader) if c is not None]
+        self._thread = self._sync = self._writer = self._reader = None
         self._started = False
         if thread is not None and sync is not None:
+            for conn in conns:
+                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
             await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
             thread.shutdown()
 
@@ -252,43 +264,35 @@ def is_busy(exc: BaseException) -> bool:
     return getattr(orig, "sqlite_errorname", "") == "SQLITE_BUSY"
 
 
-def _begin_at_once(sync: Engine) -> Connection | None:
-    """A connection in a ``BEGIN IMMEDIATE`` transaction, taken without waiting; None when
-    another process holds SQLite's write lock."""
-    conn = sync.connect().execution_options(**{SQLITE_IMMEDIATE: True})
+def _no_wait(sync: Engine, immediate: bool) -> Connection:
+    """A connection for the event loop: SQLite answers "busy" at once instead of waiting
+    for another process. ``immediate``: its transactions take the write lock at BEGIN."""
+    conn = sync.connect()
+    if immediate:
+        conn = conn.execution_options(**{SQLITE_IMMEDIATE: True})
     raw = conn.connection.dbapi_connection
     assert raw is not None
+    raw.execute("PRAGMA busy_timeout=0")
+    return conn
+
+
+def _rolled_back(conn: Connection) -> Connection | None:
+    """``conn`` with nothing open, for the next use; None (closed) when it is broken."""
     try:
-        raw.execute("PRAGMA busy_timeout=0")
-        try:
-            conn.begin()
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    except sa_exc.OperationalError as exc:
+        if conn.in_transaction():
+            conn.rollback()
+    except Exception:
+        conn.invalidate()
         conn.close()
-        if is_busy(exc):
-            return None
-        raise
-    except BaseException:
+        return None
+    if conn.invalidated or conn.closed:
         conn.close()
-        raise
+        return None
     return conn
 
 
 def _commit(conn: Connection) -> None:
-    try:
-        conn.commit()
-    finally:
-        _close(conn)
-
-
-def _close(conn: Connection) -> None:
-    """Roll back what is not committed and give the connection back to the pool."""
-    try:
-        if conn.in_transaction():
-            conn.rollback()
-    finally:
-        conn.close()
+    conn.commit()
 
 
 def _write_waiting(sync: Engine, fn: Callable[[Connection], T]) -> T:
