@@ -5,11 +5,13 @@ again."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contactd.storage.autopipe import AutoPipeline, auto_pipeline
 from contactd.storage.redis import connect
@@ -90,3 +92,33 @@ async def test_callers_hear_of_a_connection_that_fails(site: str) -> None:
     with pytest.raises(RedisConnectionError):
         await asyncio.gather(*(pipe.execute("GET", f"cd:{{{site}}}:x") for _ in range(3)))
     await client.aclose()
+
+
+async def test_a_redis_that_never_answers_times_out_and_the_next_round_trip_reconnects(
+    site: str,
+) -> None:
+    """The round trip's one deadline (the client's socket timeout) holds when Redis
+    takes the command and never answers; the half-read connection is dropped, and the next
+    command goes out on a new one."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.3)
+    pipe = AutoPipeline(client)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.gather(*(pipe.execute("GET", f"cd:{{{site}}}:x") for _ in range(3)))
+        assert time.monotonic() - started < 2.0
+        with pytest.raises(RedisTimeoutError):
+            await pipe.execute("GET", f"cd:{{{site}}}:x")
+        assert len(accepted) == 2  # the first connection was not reused half-read
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await client.aclose()

@@ -134,6 +134,9 @@ class AutoPipeline:
         conn = self._conn
         if conn is None:
             conn = self._conn = self.redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+            # no timer of redis-py's own per write (a task each): the round trip has its
+            # deadline (``_send``)
+            conn.socket_timeout = None
         if not conn.is_connected:
             await conn.connect()
         await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
