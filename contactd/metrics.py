@@ -4,6 +4,7 @@ outcomes come from configuration or enums, never customer, contact or session id
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
@@ -17,6 +18,19 @@ _HANDLE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600)
 
 
 _CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, remembered on the metric: the hot paths (every request,
+    every routing event) skip prometheus_client's validation and lock for a label set it
+    has seen. Label sets are bounded by design here (queues, routes, outcomes)."""
+    children: dict[tuple[str, ...], Any] | None = metric.__dict__.get("_contactd_children")
+    if children is None:
+        children = metric.__dict__["_contactd_children"] = {}
+    found = children.get(values)
+    if found is None:
+        found = children[values] = metric.labels(*values)
+    return found
 
 
 class Metrics:
@@ -172,39 +186,39 @@ class Metrics:
         """Bus listener: routing events → counters."""
         match event:
             case ev.ContactEnqueued(queue_id=q):
-                self.enqueued.labels(q).inc()
-                self.offered.labels(q).inc()
+                child(self.enqueued, q).inc()
+                child(self.offered, q).inc()
             case ev.OfferCreated(queue_id=q):
-                self.offers.labels(q, "created").inc()
+                child(self.offers, q, "created").inc()
             case ev.OfferAccepted(queue_id=q, waited_ms=w):
-                self.offers.labels(q, "accepted").inc()
-                self.wait_seconds.labels(q).observe(w / 1000)
+                child(self.offers, q, "accepted").inc()
+                child(self.wait_seconds, q).observe(w / 1000)
                 within = answered_in_sl(self.rules, q, w)
-                self.answered.labels(q, "true" if within else "false").inc()
+                child(self.answered, q, "true" if within else "false").inc()
             case ev.OfferDeclined(queue_id=q):
-                self.offers.labels(q, "declined").inc()
+                child(self.offers, q, "declined").inc()
             case ev.OfferExpired(queue_id=q):
-                self.offers.labels(q, "expired").inc()
+                child(self.offers, q, "expired").inc()
             case ev.OfferRevoked(queue_id=q):
-                self.offers.labels(q, "revoked").inc()
+                child(self.offers, q, "revoked").inc()
             case ev.ContactRequeued(queue_id=q, reason=reason, was=was):
-                self.requeued.labels(q, reason).inc()
+                child(self.requeued, q, reason).inc()
                 if was == "active":
-                    self.offered.labels(q).inc()
+                    child(self.offered, q).inc()
             case ev.ContactEnded(queue_id=q, handle_ms=h):
-                self.finished.labels(q, "ended").inc()
-                self.handle_seconds.labels(q).observe(h / 1000)
+                child(self.finished, q, "ended").inc()
+                child(self.handle_seconds, q).observe(h / 1000)
             case ev.ContactAbandoned(queue_id=q, waited_ms=w):
-                self.finished.labels(q, "abandoned").inc()
-                self.abandoned.labels(q, abandon_kind(self.rules, q, w)).inc()
+                child(self.finished, q, "abandoned").inc()
+                child(self.abandoned, q, abandon_kind(self.rules, q, w)).inc()
             case ev.ContactOverflowed(queue_id=q, to="message"):
-                self.finished.labels(q, "left_message").inc()
+                child(self.finished, q, "left_message").inc()
             case ev.ContactOverflowed(queue_id=q, to=to) | ev.ContactMoved(queue_id=q, to=to):
                 how = "moved" if isinstance(event, ev.ContactMoved) else "overflow"
-                self.moved.labels(q, how).inc()
-                self.offered.labels(to).inc()
+                child(self.moved, q, how).inc()
+                child(self.offered, to).inc()
             case ev.AgentStateChanged(state=state, reason=reason):
-                self.agent_state_changes.labels(state, _bounded_reason(reason)).inc()
+                child(self.agent_state_changes, state, _bounded_reason(reason)).inc()
             case _:
                 pass
 
@@ -217,7 +231,7 @@ class Metrics:
             self.agents.labels(state).set(counts.get(state, 0))
 
     def routing_call(self, op: str, seconds: float) -> None:
-        self.dispatch_seconds.labels(op if op in SCRIPT_NAMES else "other").observe(seconds)
+        child(self.dispatch_seconds, op if op in SCRIPT_NAMES else "other").observe(seconds)
 
     def set_active_sessions(self, counts: dict[str, int]) -> None:
         for channel in ("chat", "voice"):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from contactd.auth.models import AuditContext, Principal
 from contactd.errors import ContactdError, ErrorCode
 from contactd.keys import AUTH, CHAT, METRICS, VISITORS
+from contactd.metrics import child
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -82,8 +83,8 @@ async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamRe
         raise
     finally:
         metrics = request.app[METRICS]
-        metrics.http_requests.labels(template, request.method, str(status)).inc()
-        metrics.http_seconds.labels(template).observe(time.perf_counter() - start)
+        child(metrics.http_requests, template, request.method, str(status)).inc()
+        child(metrics.http_seconds, template).observe(time.perf_counter() - start)
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:

@@ -65,7 +65,18 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # straight to the driver: every write transaction begins here, and a statement
+        # through SQLAlchemy's execution machinery costs more than the BEGIN itself
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(statement)
+        except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it ("busy")
+            raise sa_exc.DBAPIError.instance(
+                statement, None, exc, conn.dialect.loaded_dbapi.Error
+            ) from exc
+        finally:
+            cursor.close()
 
 
 def alembic_config(connection: Connection) -> Config:

@@ -13,7 +13,7 @@ from contactd.channels.ivr.models import CallState, Instruction, IvrEvent
 from contactd.channels.ivr.service import IvrService, NewCall
 from contactd.channels.ivr.store import Claim, IvrStore, StoredAnswer
 from contactd.errors import ContactdError
-from contactd.metrics import Metrics
+from contactd.metrics import Metrics, child
 from contactd.sessions.service import service_number
 
 Render = Callable[[IvrEvent, Instruction], StoredAnswer]
@@ -55,7 +55,7 @@ class Deliveries:
             raise
         if claim.answer is not None:
             _drop(caller)
-            self.metrics.webhook_events.labels(source, event.type, "repeat").inc()
+            child(self.metrics.webhook_events, source, event.type, "repeat").inc()
             return claim.answer, True
         assert claim.owner is not None
         with self.store.deferring() as states:
@@ -74,7 +74,7 @@ class Deliveries:
                 await self.store.release(event.id, claim.owner)
                 raise
         await self.store.finish(event.id, digest, answer, states)
-        self.metrics.webhook_events.labels(source, event.type, result).inc()
+        child(self.metrics.webhook_events, source, event.type, result).inc()
         return answer, False
 
 
