@@ -31,11 +31,21 @@ of a unix-socket write). Every answer is checked (HTTP 200 and ``enqueue``); err
 reported. The machine's CPU use by others during the run is reported too (a shared
 machine makes every figure worse).
 
+3. **instructions** (``--instructions``, instead of 1 and 2): the CPU instructions each
+   server executes per webhook (all threads, user space), counted by valgrind's callgrind
+   — the same count on a quiet or a busy machine, so a change's effect shows without the
+   noise of shared cores. Each server runs under callgrind; after 200 webhooks of warm-up
+   the counters are zeroed, ``--count`` webhooks are sent (8 in flight) and counted, and
+   the instructions of an idle window of the same server (its timers: sweeper, job
+   pollers) are subtracted pro rata. ``work_ratio`` = bare ÷ contactd instructions per
+   webhook. Slow: contactd takes a few minutes to start under valgrind.
+
 Usage::
 
     python scripts/bench_ivr.py            # 20,000 webhooks + 20 s of latency, a table
     python scripts/bench_ivr.py --quick    # 3,000 webhooks + 5 s: under 45 s
     python scripts/bench_ivr.py --json     # one JSON object on stdout
+    python scripts/bench_ivr.py --instructions --count 200   # instructions per webhook
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ import json
 import multiprocessing as mp
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -269,6 +280,142 @@ def measure(
     }
 
 
+# --------------------------------------------------------------------------- instructions
+
+
+async def _send_closed(url: str, secret: str, prefix: str, count: int, check: bool) -> int:
+    """``count`` webhooks, 8 in flight; the number of failed ones."""
+    import aiohttp
+
+    todo = iter(range(count))
+    failed = 0
+    async with aiohttp.ClientSession() as http:
+
+        async def loop() -> None:
+            nonlocal failed
+            for n in todo:
+                if not await _post(http, url + PATH, secret, prefix, n, check):
+                    failed += 1
+
+        await asyncio.gather(*(loop() for _ in range(8)))
+    return failed
+
+
+def _callgrind_total(path: Path) -> int:
+    for line in path.read_text("utf-8", errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise SystemExit(f"no instruction total in {path}")
+
+
+def count_instructions(
+    name: str, cmd: list[str], env: dict[str, str] | None, secret: str, port: int, args: Any
+) -> dict[str, Any]:
+    """Instructions per webhook of one server run under callgrind (see the module's 3.)."""
+    tmp = Path(tempfile.mkdtemp(prefix="contactd-bench-cg-"))
+    out = tmp / "callgrind.out"
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    check = name == "contactd"
+    try:
+        progress_line(f"{name}: starting under callgrind (contactd takes a few minutes)")
+        wait_ready(url, proc, timeout_s=900)
+        failed = asyncio.run(_send_closed(url, secret, "w", 200, check))
+        dumps = 0
+
+        def window(work: Any) -> tuple[int, float]:
+            nonlocal dumps
+            subprocess.run(
+                ["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True
+            )
+            t0 = time.perf_counter()
+            work()
+            wall = time.perf_counter() - t0
+            subprocess.run(
+                ["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True
+            )
+            dumps += 1
+            path = Path(f"{out}.{dumps}")
+            for _ in range(100):
+                if path.exists() and "totals:" in path.read_text("utf-8", errors="replace"):
+                    break
+                time.sleep(0.1)
+            return _callgrind_total(path), wall
+
+        idle, idle_s = window(lambda: time.sleep(5))
+        progress_line(
+            f"{name}: idle {idle / idle_s / 1e6:.1f} M instructions/s; sending {args.count}"
+        )
+        failed_box: list[int] = []
+        total, wall = window(
+            lambda: failed_box.append(
+                asyncio.run(_send_closed(url, secret, "m", args.count, check))
+            )
+        )
+        failed += failed_box[0]
+    finally:
+        stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    per = (total - idle / idle_s * wall) / args.count
+    progress_line(f"{name}: {per / 1e6:.3f} M instructions per webhook ({failed} failed)")
+    return {
+        "instructions_per_webhook": round(per),
+        "raw_instructions_per_webhook": round(total / args.count),
+        "idle_instructions_per_s": round(idle / idle_s),
+        "errors": failed,
+    }
+
+
+def run_instructions(args: Any) -> None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    t_start = time.perf_counter()
+    with RedisServer() as redis, tempfile.TemporaryDirectory(prefix="contactd-bench-ivr-") as tmp:
+        site = unique_site("ivr")
+        args.secret = "bench-ivr-" + secrets.token_hex(8)
+        port = free_port()
+        redis_url = redis.unix_url if args.redis == "unix" else redis.url
+        env = contactd_env(tmp, redis_url, site, port, args.secret, args.event_loop)
+        ivr = count_instructions(
+            "contactd", [sys.executable, "-m", "contactd", "serve"], env, args.secret, port, args
+        )
+        bare_port = free_port()
+        bare_cmd = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(bare_port)]
+        base = count_instructions("bare", bare_cmd, None, args.secret, bare_port, args)
+    result = {
+        "benchmark": "ivr-instructions",
+        "ivr_instructions_per_webhook": ivr["instructions_per_webhook"],
+        "bare_instructions_per_webhook": base["instructions_per_webhook"],
+        "work_ratio": round(base["instructions_per_webhook"] / ivr["instructions_per_webhook"], 3),
+        "ivr": ivr,
+        "bare": base,
+        "settings": {
+            "count": args.count,
+            "in_flight": 8,
+            "event_loop": args.event_loop,
+            "redis": args.redis,
+        },
+        "machine": machine_info(),
+        "elapsed_s": round(time.perf_counter() - t_start, 1),
+    }
+    rows = [
+        [n, f"{r['instructions_per_webhook']:,}", f"{r['idle_instructions_per_s']:,}", r["errors"]]
+        for n, r in (("contactd", ivr), ("bare aiohttp", base))
+    ]
+    report(
+        args,
+        result,
+        ["server", "instructions per webhook", "idle instructions/s", "errors"],
+        rows,
+        f"work ratio bare / contactd: {result['work_ratio']:.3f}",
+    )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -290,10 +437,19 @@ def main() -> None:
         default="unix",
         help="how contactd reaches its Redis (unix: as the embedded default)",
     )
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per webhook under valgrind instead (slow, noise-free)",
+    )
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server is not None:
         bare_server(args.bare_server)
+        return
+    if args.instructions:
+        args.count = args.count or 200
+        run_instructions(args)
         return
     args.count = args.count or (3000 if args.quick else 20000)
     args.latency_s = args.latency_s or (5.0 if args.quick else 20.0)
@@ -363,38 +519,37 @@ def main() -> None:
         "cpu_during_run": cpu,
         "elapsed_s": round(time.perf_counter() - t_start, 1),
     }
+    rows = [
+        [
+            name,
+            f"{r['per_s']:,.0f}",
+            r["server_cpu_ms_per_webhook"],
+            f"{r['latency_rate_per_s']:,.0f}/s",
+            r["latency"]["p50_ms"],
+            r["latency"]["p99_ms"],
+            r["errors"],
+        ]
+        for name, r in (("contactd", ivr), ("bare aiohttp", base))
+    ]
+    report(
+        args,
+        result,
+        ["server", "webhooks/s", "CPU ms each", "latency at", "p50 ms", "p99 ms", "errors"],
+        rows,
+        f"ratio contactd / bare: {ratio:.2f}   (other processes used "
+        f"{cpu['other_cpu_share']:.0%} of the machine during the run)",
+    )
+
+
+def report(
+    args: Any, result: dict[str, Any], headers: list[str], rows: list[list[Any]], footer: str
+) -> None:
+    """The result as one JSON object (``--json``), else a table and a line under it."""
     if args.json:
         print_json(result)
         return
-    print(
-        format_table(
-            ["server", "webhooks/s", "CPU ms each", "latency at", "p50 ms", "p99 ms", "errors"],
-            [
-                [
-                    "contactd",
-                    f"{ivr['per_s']:,.0f}",
-                    ivr["server_cpu_ms_per_webhook"],
-                    f"{ivr['latency_rate_per_s']:,.0f}/s",
-                    ivr["latency"]["p50_ms"],
-                    ivr["latency"]["p99_ms"],
-                    ivr["errors"],
-                ],
-                [
-                    "bare aiohttp",
-                    f"{base['per_s']:,.0f}",
-                    base["server_cpu_ms_per_webhook"],
-                    f"{base['latency_rate_per_s']:,.0f}/s",
-                    base["latency"]["p50_ms"],
-                    base["latency"]["p99_ms"],
-                    base["errors"],
-                ],
-            ],
-        )
-    )
-    print(
-        f"\nratio contactd / bare: {ratio:.2f}   (other processes used "
-        f"{cpu['other_cpu_share']:.0%} of the machine during the run)"
-    )
+    print(format_table(headers, rows))
+    print(f"\n{footer}")
 
 
 if __name__ == "__main__":
