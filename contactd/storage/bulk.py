@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 MAX_VARIABLES = 999  # SQLite's lowest limit of parameters per statement (before 3.32)
@@ -54,7 +55,22 @@ def sqlite_rows(conn: Connection, sql: RowsSql, rows: list[dict[str, Any]]) -> N
             for key, proc in zip(sql.keys, procs, strict=True):
                 value = row[key]
                 params.append(proc(value) if proc is not None else value)
-        conn.exec_driver_sql(sql.head + ", ".join([one] * len(chunk)) + sql.tail, tuple(params))
+        _execute(conn, sql.head + ", ".join([one] * len(chunk)) + sql.tail, params)
+
+
+def _execute(conn: Connection, statement: str, params: list[Any]) -> None:
+    """``statement`` on the driver's connection, inside ``conn``'s transaction: without
+    SQLAlchemy's execution context, events and result set-up, which cost about as much as
+    SQLite's own work for a batch of a few rows. The driver's errors are raised as
+    SQLAlchemy raises them (``sqlalchemy.exc.DBAPIError`` subclasses)."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        raw.execute(statement, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            statement, params, exc, conn.dialect.loaded_dbapi.Error
+        ) from exc
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
