@@ -99,3 +99,5 @@ async def running(rt: Realtime) -> AsyncIterator[None]:
             if isinstance(task, asyncio.Task):
                 tasks.append(task)
         await stop_tasks(tasks)
+        if isinstance(manager, FanOut):
+            await manager.close()
