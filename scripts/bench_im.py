@@ -1192,10 +1192,19 @@ def run_server_phases(
         "delivered": sum(x["delivered"] for x in r),
         "cpu": Cpu.shares(c0, c1, [x["cpu_s"] for x in r]),
     }
+    # CPU per message at half load (the timed window: achieved rate × its length); it is
+    # not the throughput phase's figure: per message, a server that idles between messages
+    # pays more (wake-ups, smaller batches)
+    cpu_l = res["latency"]["cpu"]
+    res["latency"]["server_cpu_ms_per_msg"] = round(
+        1e3 * cpu_l["server_cpu_s"] / max(1.0, achieved * args.latency_s), 3
+    )
     progress_line(
         f"{name}: at {rate:,.0f} messages/s customer→agent p50 {lat['p50_ms']:.2f} ms "
         f"p99 {lat['p99_ms']:.2f} ms (ack p50 {ack['p50_ms']:.2f} p99 {ack['p99_ms']:.2f} ms, "
-        f"{lat['samples']:,} samples)"
+        f"{lat['samples']:,} samples); server CPU "
+        f"{res['latency']['server_cpu_ms_per_msg']:.3f} ms per message, main thread "
+        f"{cpu_l['server_main_thread_core_share']:.0%} of a core"
     )
     errors = list(itertools.chain.from_iterable(x["errors"] for x in r))
     if errors:
@@ -1446,6 +1455,11 @@ def render(result: dict[str, Any]) -> str:
         ["server CPU per relayed message (ms)",
          f"{cd['throughput']['server_cpu_ms_per_msg']:.2f}",
          f"{bare['throughput']['server_cpu_ms_per_msg']:.2f}", "while saturated"],
+        ["server CPU per message at the latency load (ms)",
+         f"{cd['latency']['server_cpu_ms_per_msg']:.2f}",
+         f"{bare['latency']['server_cpu_ms_per_msg']:.2f}", "half load"],
+        ["CPU at the latency load (cores)", cpu_cell(cd, "latency"), cpu_cell(bare, "latency"),
+         ""],
         ["server CPU per connect (ms)", f"{cd['connect']['server_cpu_ms_per_connect']:.2f}",
          f"{bare['connect']['server_cpu_ms_per_connect']:.2f}", ""],
         ["CPU while saturated (cores)", cpu_cell(cd, "throughput"), cpu_cell(bare, "throughput"),

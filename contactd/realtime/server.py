@@ -74,6 +74,8 @@ def build_realtime(
     sio.register_namespace(CustomerNamespace(settings, metrics, chat, visitors, customers))
     sio.register_namespace(AgentNamespace(settings, metrics, chat, auth, routing, agents))
     sio.register_namespace(supervisor)
+    if isinstance(sio.manager, FanOut):
+        sio.manager.publish_through(routing.redis)
     listeners = SocketListeners(sio, chat, routing, supervisor)
     bus.subscribe(listeners.on_event)
     return Realtime(sio, listeners, agents, customers, supervisor)
@@ -99,3 +101,5 @@ async def running(rt: Realtime) -> AsyncIterator[None]:
             if isinstance(task, asyncio.Task):
                 tasks.append(task)
         await stop_tasks(tasks)
+        if isinstance(manager, FanOut):
+            await manager.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -67,16 +67,25 @@ def _configure_sqlite(engine: Engine) -> None:
         immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
         # straight to the driver: every write transaction begins here, and a statement
         # through SQLAlchemy's execution machinery costs more than the BEGIN itself
-        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(statement)
-        except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it ("busy")
-            raise sa_exc.DBAPIError.instance(
-                statement, None, exc, conn.dialect.loaded_dbapi.Error
-            ) from exc
-        finally:
-            cursor.close()
+        driver_execute(conn, "BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def driver_execute(conn: Connection, statement: str, params: Sequence[Any] = ()) -> None:
+    """``statement`` straight on the driver's connection under ``conn`` (inside its
+    transaction), without SQLAlchemy's execution machinery; the driver's errors are raised
+    as SQLAlchemy raises them (``DBAPIError`` subclasses: ``OperationalError`` for
+    SQLite's "busy")."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(statement, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            statement, params, exc, conn.dialect.loaded_dbapi.Error
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def alembic_config(connection: Connection) -> Config:
