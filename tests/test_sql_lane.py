@@ -93,3 +93,42 @@ async def test_writes_after_a_failure_and_a_cancelled_commit_store_exactly_what_
         assert ids == (["b", "c", "d"] if db.dialect.name == "sqlite" else ["b", "d"])
     finally:
         await lane.stop()
+
+
+async def test_then_hears_of_a_commit_even_when_its_writer_was_cancelled(
+    db: AsyncEngine,
+) -> None:
+    """``then`` gets the work's result once the commit succeeded — also when the task that
+    started the write was cancelled meanwhile (a group commit's senders still hear that
+    their messages are stored) — and never for a write that failed."""
+    async with db.begin() as conn:
+        await conn.execute(sa.text(PROBE_DDL))
+    lane = SqlLane(db, "test-lane")
+    heard: list[str] = []
+
+    def insert(row_id: str) -> Callable[[Connection], str]:
+        def run(c: Connection) -> str:
+            c.execute(sa.insert(probe), [{"id": row_id, "name": row_id}])
+            return row_id
+
+        return run
+
+    try:
+        assert await lane.write(insert("a"), then=heard.append) == "a"
+        assert heard == ["a"]
+        with pytest.raises(sa.exc.IntegrityError):
+            await lane.write(insert("a"), then=heard.append)  # a duplicate key
+        assert heard == ["a"]
+        if db.dialect.name == "sqlite":
+            pending = asyncio.ensure_future(lane.write(insert("b"), then=heard.append))
+            await asyncio.sleep(0)  # its commit is on the lane's thread
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            for _ in range(100):
+                if heard == ["a", "b"]:
+                    break
+                await asyncio.sleep(0.01)
+            assert heard == ["a", "b"]
+    finally:
+        await lane.stop()

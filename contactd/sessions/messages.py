@@ -146,12 +146,7 @@ class MessageLog:
                             ContactdError(ErrorCode.unavailable, f"message not stored: {exc}")
                         )
             else:
-                for (_, _, fut), result in zip(batch, results, strict=True):
-                    if not fut.done():
-                        if isinstance(result, ContactdError):
-                            fut.set_exception(result)
-                        else:
-                            fut.set_result(result)
+                _resolve(batch, results)  # (done already, as the commit succeeded)
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -160,7 +155,8 @@ class MessageLog:
         now = self.clock.now_ms()
         items = [(m, guard) for m, guard, _ in batch]
         stored: list[Stored | ContactdError] = await self.lane.write(
-            lambda conn: _write_batch(conn, items, now)
+            lambda conn: _write_batch(conn, items, now),
+            then=lambda results: _resolve(batch, results),  # senders go on at once
         )
         return stored
 
@@ -182,6 +178,16 @@ class MessageLog:
                 .all()
             )
         return [message_from_row(r) for r in rows]
+
+
+def _resolve(batch: list[Pending], results: list[Stored | ContactdError]) -> None:
+    """Each sender gets its message's outcome (those still waiting)."""
+    for (_, _, fut), result in zip(batch, results, strict=True):
+        if not fut.done():
+            if isinstance(result, ContactdError):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
 
 
 def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored | ContactdError]:

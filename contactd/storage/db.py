@@ -7,10 +7,11 @@ SQLite (``sqlite+aiosqlite:///path``) is the embedded default; PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # other processes' writers
 # pg_advisory_xact_lock key held while migrating, so processes starting together take turns
@@ -201,12 +203,20 @@ class SqlLane:
             return None
         return self._sync, self._thread
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
-        """``fn`` in a write transaction, committed (to disk) when this returns."""
+    async def write(
+        self, fn: Callable[[Connection], T], then: Callable[[T], object] | None = None
+    ) -> T:
+        """``fn`` in a write transaction, committed (to disk) when this returns. ``then``
+        (optional) gets ``fn``'s result on the event loop as soon as the commit is known
+        to have succeeded, a turn of the loop before this returns: a group commit
+        resolves its waiters there (a busy loop's turn is milliseconds)."""
         lane = self._lane()
         if lane is None:
             async with write_transaction(self.engine) as conn:
-                return await conn.run_sync(fn)
+                done = await conn.run_sync(fn)
+            if then is not None:
+                then(done)
+            return done
         sync, thread = lane
         loop = asyncio.get_running_loop()
         async with writer_lock(self.engine):
@@ -222,11 +232,12 @@ class SqlLane:
                 self._writer = _rolled_back(own)
                 raise
             else:
-                committing = loop.run_in_executor(thread, _commit, own)
-                try:
-                    await asyncio.shield(committing)
+                committing = thread.submit(_commit, own)
+                try:  # (not shielded: one turn of the busy loop less before the result)
+                    await _outcome(committing, loop, None if then is None else lambda: then(result))
                 except asyncio.CancelledError:
-                    # the commit goes on on the thread: this connection is its until then
+                    # the commit goes on on the thread: this connection is its until then,
+                    # and the thread gives it back when done
                     self._writer = None
                     committing.add_done_callback(lambda _: own.close())
                     raise
@@ -309,6 +320,32 @@ def _rolled_back(conn: Connection) -> Connection | None:
         conn.close()
         return None
     return conn
+
+
+def _outcome(
+    work: Future[T], loop: asyncio.AbstractEventLoop, succeeded: Callable[[], object] | None
+) -> asyncio.Future[T]:
+    """``work``'s outcome on the loop (``succeeded`` called there first when it succeeded).
+    Unlike ``asyncio.wrap_future``, cancelling the waiter leaves ``work`` alone: a commit
+    once submitted always runs."""
+    waiter: asyncio.Future[T] = loop.create_future()
+
+    def settle(done: Future[T]) -> None:
+        error = done.exception()
+        if error is None and succeeded is not None:
+            try:
+                succeeded()
+            except Exception:  # the caller's; the write itself stands
+                log.exception("a committed write's follow-up failed")
+        if waiter.cancelled():
+            return
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(done.result())
+
+    work.add_done_callback(lambda done: loop.call_soon_threadsafe(settle, done))
+    return waiter
 
 
 def _commit(conn: Connection) -> None:
