@@ -55,10 +55,10 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 # The garbage collector's thresholds while serving (Python's are 700, 10, 10): with 1,000
-# chat connections the default made 2,300 young, 210 middle and 19 full collections in a
-# minute and a half of load, the full ones stalling the event loop 100-190 ms each; with
-# these, 10 young and 1 full (docs/benchmarks.md, "GC"). Reference counting frees almost
-# everything anyway: the collector only finds cycles.
+# chat connections the default made about 1,850 young, 170 middle and 15 full collections
+# in a minute and a half of load, the full ones stalling the event loop 100-190 ms each;
+# with these, 10 young and 1 full (docs/benchmarks.md, "GC: the collector's stalls").
+# Reference counting frees almost everything anyway: the collector only finds cycles.
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
