@@ -75,21 +75,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from contactd.app import create_app
     from contactd.storage.redis import RedisUnavailable
+    from contactd.workers import run_pool, worker_count
 
     overrides: dict[str, object] = {}
     if args.host:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     s = load_settings(Path(args.config) if args.config else None, **overrides)
     setup_logging(s.log_level, s.log_format)
     s.data_dir.mkdir(parents=True, exist_ok=True)
+    count = worker_count(s.workers)
+    if args.pool_worker is None and count > 1:
+        try:
+            return run_pool(s, count, args.config, s.event_loop)
+        except RedisUnavailable as exc:
+            print(f"contactd cannot start: {exc}", file=sys.stderr)
+            return 2
     app = create_app(s)
     gc.set_threshold(*GC_THRESHOLDS)
     app.on_startup.append(_settle_heap)  # (after every service started)
     loop = new_event_loop(s.event_loop)
+    in_pool = args.pool_worker is not None
     log.info(
-        "contactd starting on http://%s:%s (site %s, %s event loop)",
+        "contactd %s on http://%s:%s (site %s, %s event loop)",
+        f"worker {args.pool_worker} serving" if in_pool else "starting",
         s.host,
         s.port,
         s.site,
@@ -100,6 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             app,
             host=s.host,
             port=s.port,
+            reuse_port=in_pool,
             shutdown_timeout=15,
             print=None,
             access_log=None,
@@ -209,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        help="serving processes sharing the port: a number, or auto for one per CPU "
+        "(default: the workers setting, 1)",
+    )
+    serve.add_argument("--pool-worker", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(fn=cmd_serve)
     sub.add_parser("check-config", help="validate the configuration").set_defaults(
         fn=cmd_check_config

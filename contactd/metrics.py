@@ -1,12 +1,20 @@
 """Prometheus metrics on a per-app registry. Label sets are bounded: queue ids, states and
-outcomes come from configuration or enums, never customer, contact or session ids."""
+outcomes come from configuration or enums, never customer, contact or session ids.
+
+Under ``contactd serve --workers N`` the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
+before it starts the workers: prometheus_client then keeps every value in a file per
+process there, and ``/metrics`` on any worker renders all of them together (counters and
+histograms summed; the node's socket count summed over live workers; the at-scrape
+figures, which every worker reads from the same Redis, from the latest scrape)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import BaseModel
 
 from contactd.monitor.definitions import Rules, abandon_kind, answered_in_sl
@@ -105,14 +113,22 @@ class Metrics:
             "Open socket connections on this node",
             ["namespace"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.queue_waiting = Gauge(
             "contactd_queue_waiting",
             "Contacts waiting per queue (at scrape)",
             ["queue"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
-        self.agents = Gauge("contactd_agents", "Agents by state (at scrape)", ["state"], registry=r)
+        self.agents = Gauge(
+            "contactd_agents",
+            "Agents by state (at scrape)",
+            ["state"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         # --- monitor --- (definitions: docs/metrics.md)
         self.offered = Counter(
             "contactd_contacts_offered",
@@ -150,6 +166,7 @@ class Metrics:
             "Contacts being handled by an agent (at scrape)",
             ["channel"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.webhook_events = Counter(
             "contactd_webhook_events",
@@ -238,7 +255,17 @@ class Metrics:
             self.active_sessions.labels(channel).set(counts.get(channel, 0))
 
     def render(self) -> bytes:
+        """The exposition: this process's registry, or every worker's values when the
+        process is one of several (``PROMETHEUS_MULTIPROC_DIR``)."""
+        shared = os.environ.get(MULTIPROC_DIR)
+        if shared:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 _KNOWN_REASONS = frozenset(

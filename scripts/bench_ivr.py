@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -69,9 +70,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _bench_common import (
     CpuWatch,
+    KeepAlive,
     RedisServer,
     format_table,
     free_port,
+    install_uvloop,
     latency_summary_ms,
     machine_info,
     paced,
@@ -108,7 +111,7 @@ def bare_server(port: int) -> None:
     app = web.Application()
     app.router.add_post(PATH, handle)
     app.router.add_get("/readyz", lambda _: web.Response(text="ok"))
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=True)
 
 
 def redis_pid(redis: RedisServer) -> int:
@@ -143,7 +146,7 @@ def contactd_env(
 # --------------------------------------------------------------------------- load
 
 
-async def _post(http: Any, url: str, secret: str, prefix: str, n: int, check: bool) -> bool:
+def _event(prefix: str, n: int) -> bytes:
     event = {
         "id": f"{prefix}-{n}",
         "type": "call.incoming",
@@ -151,12 +154,20 @@ async def _post(http: Any, url: str, secret: str, prefix: str, n: int, check: bo
         "caller": f"139{n % 100_000_000:08d}",
         "dialled": DIALLED,
     }
-    raw = json.dumps(event).encode()
-    async with http.post(url, data=raw, headers=signed_headers(secret, int(time.time()), raw)) as r:
-        body = await r.read()
-        if r.status != 200:
-            return False
-        return not check or b'"enqueue"' in body
+    return json.dumps(event).encode()
+
+
+async def _post(http: Any, url: str, secret: str, prefix: str, n: int, check: bool) -> bool:
+    raw = _event(prefix, n)
+    headers = signed_headers(secret, int(time.time()), raw)
+    if isinstance(http, KeepAlive):
+        status, body = await http.request(KeepAlive.post(http.host, PATH, headers, raw))
+    else:
+        async with http.post(url, data=raw, headers=headers) as r:
+            status, body = r.status, await r.read()
+    if status != 200:
+        return False
+    return not check or b'"enqueue"' in body
 
 
 async def _phase(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -168,14 +179,20 @@ async def _phase(cfg: dict[str, Any]) -> dict[str, Any]:
     errors = 0
     counter = iter(range(10**9))
     connector = aiohttp.TCPConnector(limit=cfg["inflight"])
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        if cfg["client"] == "raw":
+            host, port = cfg["url"].removeprefix("http://").rsplit(":", 1)
+            http: Any = KeepAlive(host, int(port))
+            stack.push_async_callback(http.close)
+        else:
+            http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
 
         async def one() -> None:
             nonlocal errors
             try:
                 if not await _post(http, url, cfg["secret"], prefix, next(counter), cfg["check"]):
                     errors += 1
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, ConnectionError):
                 errors += 1
 
         async def closed(count: int) -> float:
@@ -202,21 +219,42 @@ async def _phase(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_phase(cfg: dict[str, Any]) -> dict[str, Any]:
+    install_uvloop(True)
     return asyncio.run(_phase(cfg))
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
+def _stat(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_s(*pids: int) -> float:
+    """CPU seconds (user + system) the processes and their children (a server's workers)
+    have used so far."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                parent[int(entry)] = int(_stat(int(entry))[1])
+    tree, todo = set(pids), list(pids)
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p and c not in tree]
+        tree.update(kids)
+        todo.extend(kids)
+    total = 0
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            fields = _stat(pid)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
     pool: Any,
     name: str,
     url: str,
-    pid: int,
+    pids: tuple[int, ...],
     args: argparse.Namespace,
     check: bool,
     rate: float | None,
@@ -225,8 +263,14 @@ def measure(
     measured rate). Returns webhooks/s, the latency summary and errors."""
     w = args.workers
     run = secrets.token_hex(3)
-    base = {"url": url, "secret": args.secret, "inflight": args.inflight, "check": check}
-    cpu0 = cpu_s(pid)
+    base = {
+        "url": url,
+        "secret": args.secret,
+        "inflight": args.inflight,
+        "check": check,
+        "client": args.client,
+    }
+    cpu0 = cpu_s(*pids)
     sat = pool.map(
         run_phase,
         [
@@ -240,7 +284,7 @@ def measure(
             for i in range(w)
         ],
     )
-    server_cpu_ms = (cpu_s(pid) - cpu0) * 1000 / (args.count // w * w + 100 * w)
+    server_cpu_ms = (cpu_s(*pids) - cpu0) * 1000 / (args.count // w * w + 100 * w)
     per_s = sum(r["count"] for r in sat) / max(r["wall_s"] for r in sat)
     errors = sum(r["errors"] for r in sat)
     progress_line(
@@ -426,6 +470,18 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=None, help="webhooks in the saturation phase")
     ap.add_argument("--inflight", type=int, default=32, help="requests in flight per worker")
     ap.add_argument("--workers", type=int, default=2, help="client processes")
+    ap.add_argument(
+        "--server-workers",
+        default="1",
+        help="serving processes of each server (contactd serve --workers; the bare handler as "
+        "many processes on one port): a number or auto (one per CPU)",
+    )
+    ap.add_argument(
+        "--client",
+        choices=["raw", "aiohttp"],
+        default="raw",
+        help="load generator's HTTP: raw keep-alive sockets (light) or the aiohttp client",
+    )
     ap.add_argument("--latency-load", type=float, default=0.5)
     ap.add_argument(
         "--event-loop", choices=["uvloop", "asyncio"], default="uvloop", help="contactd's loop"
@@ -452,6 +508,9 @@ def main() -> None:
         run_instructions(args)
         return
     args.count = args.count or (3000 if args.quick else 20000)
+    args.server_workers = (
+        os.cpu_count() or 1 if args.server_workers == "auto" else int(args.server_workers)
+    )
     args.latency_s = args.latency_s or (5.0 if args.quick else 20.0)
 
     t_start = time.perf_counter()
@@ -462,35 +521,44 @@ def main() -> None:
         redis_url = redis.unix_url if args.redis == "unix" else redis.url
         env = contactd_env(tmp, redis_url, site, port, args.secret, args.event_loop)
         server = subprocess.Popen(
-            [sys.executable, "-m", "contactd", "serve"],
+            [sys.executable, "-m", "contactd", "serve", "--workers", str(args.server_workers)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
         bare_port = free_port()
-        bare = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(bare_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
+        bares = [
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(bare_port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(args.server_workers)
+        ]
+        bare_pids = tuple(b.pid for b in bares)
         try:
             url = f"http://127.0.0.1:{port}"
             bare_url = f"http://127.0.0.1:{bare_port}"
             wait_ready(url, server)
-            wait_ready(bare_url, bare)
-            progress_line(f"contactd serving on {url} (site {site}); bare handler on {bare_url}")
+            for b in bares:
+                wait_ready(bare_url, b)
+            progress_line(
+                f"contactd serving on {url} (site {site}); bare handler on {bare_url}; "
+                f"{args.server_workers} server process(es) each, {args.workers} client processes"
+            )
             watch = CpuWatch()
             watch.start()
-            own0 = cpu_s(server.pid) + cpu_s(bare.pid) + cpu_s(redis_pid(redis))
+            own0 = cpu_s(server.pid, *bare_pids, redis_pid(redis))
             with mp.get_context("spawn").Pool(args.workers) as pool:
-                ivr = measure(pool, "contactd", url, server.pid, args, True, None)
+                ivr = measure(pool, "contactd", url, (server.pid,), args, True, None)
                 rate = ivr["latency_rate_per_s"]
-                base = measure(pool, "bare", bare_url, bare.pid, args, False, rate)
-            own = cpu_s(server.pid) + cpu_s(bare.pid) + cpu_s(redis_pid(redis)) - own0
+                base = measure(pool, "bare", bare_url, bare_pids, args, False, rate)
+            own = cpu_s(server.pid, *bare_pids, redis_pid(redis)) - own0
             cpu = watch.stop(own)  # "other" = neither this run's servers nor its Redis
         finally:
             stop(server)
-            stop(bare)
+            for b in bares:
+                stop(b)
     ratio = ivr["per_s"] / base["per_s"] if base["per_s"] else 0.0
     result = {
         "benchmark": "ivr",
@@ -509,6 +577,8 @@ def main() -> None:
             "count": args.count,
             "inflight_per_worker": args.inflight,
             "workers": args.workers,
+            "server_workers": args.server_workers,
+            "client": args.client,
             "latency_load": args.latency_load,
             "latency_s": args.latency_s,
             "database": "sqlite",

@@ -5,6 +5,8 @@ too, where a look-up is the async engine's ``run_sync``."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import Callable
 
 import pytest
@@ -131,4 +133,39 @@ async def test_then_hears_of_a_commit_even_when_its_writer_was_cancelled(
                 await asyncio.sleep(0.01)
             assert heard == ["a", "b"]
     finally:
+        await lane.stop()
+
+
+async def test_a_write_waits_its_turn_behind_another_process_writer_and_then_stores(
+    db: AsyncEngine,
+) -> None:
+    """With several serving processes, a write that finds another process's lane writing
+    (holding the writers' queue beside the database) waits for it on the lane's thread —
+    the event loop keeps running — and is stored once the other is done."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("the writers' queue is SQLite's")
+    async with db.begin() as conn:
+        await conn.execute(sa.text(PROBE_DDL))
+    lane = SqlLane(db, "test-lane")
+    assert db.url.database is not None
+    other = os.open(f"{db.url.database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)  # another process's writer holds the queue
+        pending = asyncio.ensure_future(
+            lane.write(lambda c: c.execute(sa.insert(probe), [{"id": "q", "name": "排队"}]))
+        )
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not pending.done()  # waiting, not holding up the loop
+        fcntl.flock(other, fcntl.LOCK_UN)
+        await asyncio.wait_for(pending, 10)
+        names = await lane.read(lambda c: list(c.execute(sa.select(probe.c.name)).scalars()))
+        assert names == ["排队"]
+        # the lane let go of the queue: the other process gets it straight away
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
         await lane.stop()
