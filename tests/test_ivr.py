@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from contactd.app import create_app
@@ -535,3 +536,26 @@ async def test_with_chat_during_voice_an_agent_on_a_call_still_gets_chats(
     assert second["action"] == "enqueue"
     _, snap = await voice.rest("/api/v1/queues/phone", "super1")
     assert snap["waiting"] == 1
+
+
+async def test_the_scripted_platform_forgets_signatures_once_they_could_only_be_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long-running simulator or load generator keeps only the signatures contactd could
+    still take for a replay, not every one it ever made."""
+    import aiohttp
+
+    from contactd.channels.ivr import client as ivr_client
+
+    now = [1000.0]
+    monkeypatch.setattr(ivr_client.time, "monotonic", lambda: now[0])
+    async with aiohttp.ClientSession() as http:
+        platform = ivr_client.IvrClient("http://127.0.0.1:9", "s", http)
+        for n in range(50):
+            platform.sign(f"event {n}".encode(), 1_700_000_000 + n)
+        assert len(platform._signed) == 50
+        now[0] += ivr_client.REMEMBER_SIGNED_S + 1
+        platform.sign(b"a later event", 1_700_001_000)
+        assert list(platform._signed) == [
+            (ivr_client.hashlib.sha256(b"a later event").digest(), 1_700_001_000)
+        ]

@@ -4,6 +4,7 @@ anyone writing the platform side."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import secrets
@@ -16,6 +17,9 @@ import aiohttp
 from contactd.channels.ivr.signing import signed_headers
 
 PATH = "/ivr/v1/events"
+# longer than contactd's timestamp tolerance (300 s by default) plus its clock's leeway:
+# a signature older than that is refused as stale anyway, never as a replay
+REMEMBER_SIGNED_S = 900.0
 
 
 @dataclass
@@ -43,8 +47,9 @@ class IvrClient:
     http: aiohttp.ClientSession
     prefix: str = field(default_factory=lambda: secrets.token_hex(4))
     _n: itertools.count[int] = field(default_factory=itertools.count)
-    # (body, timestamp) pairs signed so far: a retry never repeats one (that is a replay)
-    _signed: set[tuple[bytes, int]] = field(default_factory=set)
+    # (body digest, timestamp) pairs signed lately → when: a retry never repeats one (that
+    # is a replay); kept only as long as contactd could still take them for one
+    _signed: dict[tuple[bytes, int], float] = field(default_factory=dict)
 
     def event(self, type_: str, call_id: str, **fields: Any) -> dict[str, Any]:
         """A new event (a fresh id each time)."""
@@ -52,7 +57,13 @@ class IvrClient:
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         ts = int(time.time()) if timestamp is None else timestamp
-        self._signed.add((body, ts))
+        now = time.monotonic()
+        while self._signed:  # oldest first (insertion order): forget what has gone stale
+            oldest = next(iter(self._signed))
+            if now - self._signed[oldest] < REMEMBER_SIGNED_S:
+                break
+            del self._signed[oldest]
+        self._signed[(hashlib.sha256(body).digest(), ts)] = now
         return signed_headers(self.secret, ts, body)
 
     async def send(
@@ -75,7 +86,8 @@ class IvrClient:
         retries with past timestamps so they need not wait a second between attempts."""
         raw = json.dumps(event).encode()
         ts = int(time.time()) - attempt
-        while (raw, ts) in self._signed:  # the first post may have been signed a second later
+        digest = hashlib.sha256(raw).digest()
+        while (digest, ts) in self._signed:  # the first post may have been signed a second later
             ts -= 1
         return await self.send(event, headers=self.sign(raw, ts), body=raw)
 
