@@ -128,8 +128,10 @@ SERVER_START_TIMEOUT_S = 60.0
 # --------------------------------------------------------------------------- bare relay
 
 
-def serve_bare(port: int) -> None:
-    """The baseline: a bare python-socketio relay (runs in its own process)."""
+def serve_bare(port: int, redis_url: str | None = None) -> None:
+    """The baseline: a bare python-socketio relay (runs in its own process). With
+    ``redis_url`` it is one of several processes on the port, joined the way
+    python-socketio joins processes: its ``AsyncRedisManager``."""
     import socketio
     from aiohttp import web
 
@@ -138,6 +140,7 @@ def serve_bare(port: int) -> None:
         transports=["websocket"],
         ping_interval=15,
         ping_timeout=10,
+        client_manager=socketio.AsyncRedisManager(redis_url) if redis_url else None,
     )
     app = web.Application()
     sio.attach(app, socketio_path="socket.io")
@@ -173,7 +176,27 @@ def serve_bare(port: int) -> None:
         await sio.emit("message", {"message": msg}, room="agent:" + peers[sid], namespace="/agent")
         return {"ok": True, "message": msg}
 
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(
+        app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=bool(redis_url)
+    )
+
+
+def serve_bare_pool(count: int, port: int, redis_url: str) -> None:
+    """``count`` bare relays on one port (``SO_REUSEPORT``), as ``contactd serve
+    --workers`` runs its workers; SIGTERM stops them all."""
+    me = str(Path(__file__).resolve())
+    procs = [
+        subprocess.Popen([sys.executable, me, "--serve-bare", str(port), "--bare-redis", redis_url])
+        for _ in range(count)
+    ]
+
+    def stop(*_: Any) -> None:
+        for p in procs:
+            p.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    for p in procs:
+        p.wait()
 
 
 # --------------------------------------------------------------------------- instrumented contactd
@@ -957,26 +980,50 @@ class Cpu:
             cpu = r.info("cpu")
         return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
+    def _tree(self) -> list[Any]:
+        """The server process and its children (``--server-workers``: the workers)."""
+        procs = [self.server]
+        with contextlib.suppress(self.psutil.Error):
+            procs += self.server.children(recursive=True)
+        return procs
+
     def snap(self) -> dict[str, float]:
         def proc_s(p: Any) -> float:
-            t = p.cpu_times()
+            try:
+                t = p.cpu_times()
+            except self.psutil.Error:  # gone since it was listed
+                return 0.0
             return float(t.user + t.system)
 
         m = self.psutil.cpu_times()
         busy = m.user + m.system + m.nice + getattr(m, "irq", 0) + getattr(m, "softirq", 0)
-        threads = self.server.threads()
-        main = sum(t.user_time + t.system_time for t in threads if t.id == self.server.pid)
+        server = main = 0.0
+        n_threads = 0
+        for p in self._tree():
+            try:
+                threads = p.threads()
+            except self.psutil.Error:
+                continue
+            server += proc_s(p)
+            main += sum(t.user_time + t.system_time for t in threads if t.id == p.pid)
+            n_threads += len(threads)
         return {
             "t": time.time(),
-            "server": proc_s(self.server),
+            "server": server,
             "server_main_thread": float(main),
-            "server_threads": len(threads),
+            "server_threads": n_threads,
             "redis": self._redis_s(),
             "machine_busy": float(busy),
         }
 
     def rss_kb(self) -> float:
-        return float(self.server.memory_info().rss) / 1024.0
+        total = 0
+        for p in self._tree():
+            try:
+                total += p.memory_info().rss
+            except self.psutil.Error:
+                continue
+        return float(total) / 1024.0
 
     @staticmethod
     def shares(a: dict[str, float], b: dict[str, float], clients_cpu_s: list[float]) -> dict:
@@ -1285,7 +1332,7 @@ def run_contactd(
     progress_line(
         f"contactd: created {len(names)} agent accounts in {time.perf_counter() - t:.1f}s"
     )
-    argv = [sys.executable, "-m", "contactd", "serve"]
+    argv = [sys.executable, "-m", "contactd", "serve", "--workers", str(args.server_workers)]
     timings = Path(tmp) / "timings.json"
     if args.sql_timings:
         argv = [sys.executable, str(Path(__file__).resolve()), "--serve-instrumented", str(timings)]
@@ -1340,9 +1387,12 @@ def summarize_log(text: str) -> dict[str, dict[str, int]]:
     return {"errors": dict(errors.most_common()), "exceptions": dict(exceptions.most_common())}
 
 
-def start_bare(base_env: dict[str, str], tmp: str) -> Server:
+def start_bare(base_env: dict[str, str], tmp: str, count: int, redis_url: str) -> Server:
     port = free_port()
-    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)]
+    me = str(Path(__file__).resolve())
+    argv = [sys.executable, me, "--serve-bare", str(port)]
+    if count > 1:
+        argv = [sys.executable, me, "--serve-bare-pool", str(count), str(port), redis_url]
     return Server("bare", argv, base_env, port, tmp)
 
 
@@ -1525,7 +1575,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         # the client processes and the (idle) bare relay start while contactd is set up
         workers = Workers(args.workers)
-        bare_server = start_bare(base_env, tmp)
+        bare_server = start_bare(base_env, tmp, args.server_workers, redis_url)
         redis_pid = redis.proc.pid if redis is not None and redis.proc is not None else None
         cd = run_contactd(args, base_env, redis_url, redis_pid, site, tmp, workers)
         bare = run_bare(args, bare_server, workers, cd["latency"]["rate_per_s"])
@@ -1556,6 +1606,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "conversations": args.conversations,
         "agents": args.agents,
         "workers": args.workers,
+        "server_workers": args.server_workers,
         "inflight_per_conversation": args.inflight,
         "connect_in_flight_per_worker": args.connect_concurrency,
         "warm_s": args.warm_s,
@@ -1637,7 +1688,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="FILE",
         help="diagnosis: time contactd's SQL write transactions and group commit, write to FILE",
     )
+    ap.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="serving processes of each server: contactd serve --workers N; the bare relay "
+        "as N processes on one port joined by python-socketio's AsyncRedisManager (1)",
+    )
     ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--bare-redis", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-bare-pool", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--serve-instrumented", metavar="FILE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     preset = QUICK if args.quick else FULL
@@ -1653,8 +1713,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.serve_bare_pool is not None:
+        count, port, redis_url = args.serve_bare_pool
+        serve_bare_pool(int(count), int(port), redis_url)
+        return
     if args.serve_bare is not None:
-        serve_bare(args.serve_bare)
+        serve_bare(args.serve_bare, args.bare_redis)
         return 0
     if args.serve_instrumented is not None:
         serve_contactd_instrumented(args.serve_instrumented)

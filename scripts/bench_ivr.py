@@ -13,8 +13,13 @@ The bare baseline is an aiohttp server in its own process whose one handler pars
 JSON body and answers a small JSON object: no signature check, no Redis, no SQL.
 
 Both servers get the same requests (signed the same way) from the same load generator:
-``--workers`` client processes (aiohttp, keep-alive connections), each signing its
-requests as it sends them.
+``--workers`` client processes (uvloop, keep-alive connections), each signing its
+requests as it sends them. By default (``--client raw``) they write each request's bytes
+and read the answer's head and body on plain asyncio streams (``_bench_common.KeepAlive``):
+the aiohttp client (``--client aiohttp``) costs more CPU per request than the bare handler
+it measures, and on a 2-core machine it, not the server, set the bare figure.
+``--server-workers N`` runs each server as N processes on one port (contactd: ``serve
+--workers N``; the bare handler: N processes with ``SO_REUSEPORT``).
 
 1. **webhooks/s**: closed loop, ``--inflight`` requests in flight per worker, ``--count``
    requests in all (after a warm-up); requests ÷ wall time of the slowest worker.

@@ -115,3 +115,25 @@ async def test_batcher_groups_waiting_work_and_reports_failures_to_each_caller()
         assert await batcher.submit(21) == 42  # the loop goes on
     finally:
         await batcher.stop()
+
+
+async def test_service_numbers_start_again_at_local_midnight(
+    db: AsyncEngine, redis: Redis, settings: Settings
+) -> None:
+    """Numbers are per day of the site's time zone (Asia/Shanghai here): the day the
+    counter belongs to changes exactly at local midnight, not at UTC's."""
+    # 2026-11-23 23:59:59 in Shanghai (UTC+8) = 15:59:59 UTC
+    clock = ManualClock(1_795_449_599_000)
+    sessions = SessionService(
+        db, redis, SiteKeys(settings.site), settings, clock, Bus(), MessageLog(db, clock)
+    )
+    assert sessions.number_counter()[0] == "20261123"
+    late = await sessions.next_numbers(2)
+    assert [n[:10] for n in late] == ["S20261123-"] * 2
+    clock.advance(1)  # midnight in Shanghai
+    assert sessions.number_counter()[0] == "20261124"
+    assert await sessions.next_number() == "S20261124-000001"
+    clock.advance(86_399)  # 23:59:59 the same day
+    assert sessions.number_counter()[0] == "20261124"
+    clock.advance(1)
+    assert sessions.number_counter()[0] == "20261125"

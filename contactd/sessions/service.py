@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
@@ -75,6 +75,8 @@ class SessionService:
         self.bus = bus
         self.log = log
         self._tz = ZoneInfo(settings.timezone)
+        # today's (start ms, end ms, key tuple) for number_counter: one date conversion a day
+        self._today: tuple[int, int, tuple[str, str, int]] = (0, 0, ("", "", 0))
         # the last record this process saw of each session it served lately: read, changed
         # or stored a message for (possibly stale: see ``recent``)
         self._recent: OrderedDict[str, SessionRecord] = OrderedDict()
@@ -116,8 +118,18 @@ class SessionService:
         """Today's day (``YYYYMMDD``), its service-number counter's key and that key's TTL
         in s: for a Redis script that takes a number in the same step as other work (the
         phone channel's claim); format what it took with ``service_number``."""
-        day = datetime.fromtimestamp(self.clock.now_ms() / 1000, self._tz).strftime("%Y%m%d")
-        return day, self.keys.service_numbers(day), _NUMBER_TTL_S
+        now = self.clock.now_ms()
+        start, end, counter = self._today
+        if start <= now < end:
+            return counter
+        local = datetime.fromtimestamp(now / 1000, self._tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = local.strftime("%Y%m%d")
+        counter = (day, self.keys.service_numbers(day), _NUMBER_TTL_S)
+        # (aware arithmetic is wall-clock: a day with a clock change lasts 23 or 25 hours)
+        following = midnight + timedelta(days=1)
+        self._today = (int(midnight.timestamp() * 1000), int(following.timestamp() * 1000), counter)
+        return counter
 
     async def open(self, **fields: Unpack[NewSession]) -> SessionRecord:
         values = await self.new_values(**fields)
