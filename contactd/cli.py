@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import getpass
 import logging
@@ -94,6 +95,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except RedisUnavailable as exc:
             print(f"contactd cannot start: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # the port
+            print(f"contactd cannot start on {s.host}:{s.port}: {exc.strerror}", file=sys.stderr)
+            return 2
     app = create_app(s)
     gc.set_threshold(*GC_THRESHOLDS)
     app.on_startup.append(_settle_heap)  # (after every service started)
@@ -120,6 +124,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except RedisUnavailable as exc:
         print(f"contactd cannot start: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        print(f"contactd cannot start on {s.host}:{s.port}: {exc.strerror}", file=sys.stderr)
         return 2
     return 0
 

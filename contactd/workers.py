@@ -43,12 +43,19 @@ log = logging.getLogger("contactd.workers")
 YOUNG_DEATH_S = 10.0
 MAX_BACKOFF_S = 30.0
 STOP_GRACE_S = 25.0  # the workers' own shutdown timeout is 15 s
+CANNOT_START = 2  # a worker's exit code when it could not start (see cli.cmd_serve)
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound to (host, port) with SO_REUSEPORT that never listens: it keeps the
-    port ours (and turns port 0 into a real one) while receiving no connection."""
+    port ours (and turns port 0 into a real one) while receiving no connection. The port
+    must be free: another server on it — even another contactd pool, whose sockets would
+    let ours join them — is refused (OSError, EADDRINUSE)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:  # no SO_REUSEPORT: alone
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -67,6 +74,7 @@ class WorkerPool:
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self._env: dict[str, str] = {}
         self._stopping = asyncio.Event()
+        self.exit_code = 0
 
     def argv(self, index: int) -> list[str]:
         head = [sys.executable, "-m", "contactd"]
@@ -99,6 +107,11 @@ class WorkerPool:
             mark_process_dead(proc.pid, self._env[MULTIPROC_DIR])  # type: ignore[no-untyped-call]
             if self._stopping.is_set():
                 return
+            if code == CANNOT_START:  # it said why (Redis, the port): restarting will not help
+                log.error("worker %d cannot start: stopping contactd", index)
+                self.exit_code = CANNOT_START
+                self._stopping.set()
+                return
             young = time.monotonic() - started < YOUNG_DEATH_S
             backoff = min(backoff * 2, MAX_BACKOFF_S) if young else 1.0
             log.error(
@@ -117,19 +130,25 @@ class WorkerPool:
 
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        reservation = reserve_port(s.host, s.port)  # first: a busy port stops us here
+        self.port = reservation.getsockname()[1]
         self._env = dict(os.environ)
         self._env[MULTIPROC_DIR] = str(self._metrics_dir())
         embedded: EmbeddedRedis | None = None
-        if s.redis_url is None:
-            embedded = EmbeddedRedis(s.data_dir)
-            self._env["CONTACTD_REDIS_URL"] = await embedded.start()
-        engine = await open_database(s.effective_database_url)
         try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-        reservation = reserve_port(s.host, s.port)
-        self.port = reservation.getsockname()[1]
+            if s.redis_url is None:
+                embedded = EmbeddedRedis(s.data_dir)
+                self._env["CONTACTD_REDIS_URL"] = await embedded.start()
+            engine = await open_database(s.effective_database_url)
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
+        except BaseException:
+            reservation.close()
+            if embedded is not None:
+                await embedded.stop()
+            raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
@@ -152,7 +171,7 @@ class WorkerPool:
             reservation.close()
             if embedded is not None:
                 await embedded.stop()
-        return 0
+        return self.exit_code
 
     def _metrics_dir(self) -> Path:
         """Where the workers keep their metric values (``contactd.metrics``): emptied at

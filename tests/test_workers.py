@@ -114,6 +114,17 @@ def test_workers_share_the_port_the_metrics_and_redis_and_come_back_when_killed(
         # counters never go back: the dead worker's requests stay counted
         assert _ready_requests(_get(base + "/metrics")[1]) >= after + 20
 
+        # another pool on the same port is refused, not let in beside this one
+        other = subprocess.run(
+            [sys.executable, "-m", "contactd", "serve", "--workers", "2"],
+            env={**env, "CONTACTD_DATA_DIR": str(tmp_path / "other")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert other.returncode == 2 and "cannot start on" in other.stderr
+        assert not (tmp_path / "other" / "redis").exists()  # nothing started for it
+
         workers = _workers_of(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(40) == 0
