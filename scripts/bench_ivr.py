@@ -503,6 +503,9 @@ def main() -> None:
         action="store_true",
         help="count instructions per webhook under valgrind instead (slow, noise-free)",
     )
+    ap.add_argument(
+        "--server-cprofile", metavar="FILE", help="diagnosis: run contactd under cProfile"
+    )
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server is not None:
@@ -525,8 +528,11 @@ def main() -> None:
         args.secret = "bench-ivr-" + secrets.token_hex(8)
         redis_url = redis.unix_url if args.redis == "unix" else redis.url
         env = contactd_env(tmp, redis_url, site, port, args.secret, args.event_loop)
+        serve = ["-m", "contactd", "serve", "--workers", str(args.server_workers)]
+        if args.server_cprofile:  # diagnosis: the profile is written when it stops
+            serve = ["-m", "cProfile", "-o", args.server_cprofile, *serve]
         server = subprocess.Popen(
-            [sys.executable, "-m", "contactd", "serve", "--workers", str(args.server_workers)],
+            [sys.executable, *serve],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
