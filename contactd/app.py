@@ -34,6 +34,7 @@ from contactd.cases.compensation_ctx import compensation_ctx  # --- cases-money 
 from contactd.cases.phone_desk import PhoneCaseDesk
 from contactd.cases.screenpop import CasePop  # --- cases ---
 from contactd.cases.tickets_app import tickets_context  # --- cases ---
+from contactd.cases.tickets_bot import BotAfterSales  # --- bot + cases ---
 from contactd.channels.bot.wiring import bot_ctx
 from contactd.channels.im import ChatService
 from contactd.channels.ivr.wiring import ivr_ctx  # --- voice ---
@@ -174,6 +175,13 @@ async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:  # --- cases
         yield
 
 
+async def bot_front_ctx(app: web.Application) -> AsyncIterator[None]:  # --- bot ---
+    """The bot, with the case module's after-sales desk: a refund it takes opens a ticket."""
+    desk = BotAfterSales(app[TICKETS], app[SESSIONS], app[DIRECTORY])
+    async for _ in bot_ctx(app, desk):
+        yield
+
+
 async def phone_ctx(app: web.Application) -> AsyncIterator[None]:  # --- voice ---
     desk = PhoneCaseDesk(app, app[TICKETS], app[SETTINGS].ivr.language)
     async for _ in ivr_ctx(app, desk):
@@ -212,7 +220,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CASE_POP] = CasePop()  # --- cases ---
     app.cleanup_ctx.append(tickets_ctx)  # --- cases ---
     app.cleanup_ctx.append(chat_ctx)
-    app.cleanup_ctx.append(bot_ctx)  # --- bot ---
+    app.cleanup_ctx.append(bot_front_ctx)  # --- bot (with the case module's desk) ---
     app.cleanup_ctx.append(phone_ctx)  # --- voice (with the case module's desk) ---
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(monitor_ctx)  # --- monitor ---

@@ -50,7 +50,7 @@ def _queues() -> list[QueueConfig]:
 @pytest.fixture
 async def bot_shutdown_guard() -> AsyncIterator[None]:
     """The chat tests' guard (see recancel_swallowed), covering the bot's tasks too."""
-    names = BACKGROUND_TASKS | {"bot-idle", "bot-faq-counts"}
+    names = BACKGROUND_TASKS | {"bot-idle", "bot-faq-counts", "bot-request-tickets"}
     task = asyncio.create_task(recancel_swallowed(names))
     yield
     task.cancel()

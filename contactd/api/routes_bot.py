@@ -186,11 +186,14 @@ async def faq_search(request: web.Request) -> web.Response:
         "session_id": "string",
         "order_no": "string",
         "kind": "string",
+        "status": "string",
         "limit": "integer",
         "offset": "integer",
     },
 )
 async def request_list(request: web.Request) -> web.Response:
+    """``status``: recorded | ticket_pending | ticket_opened | ticket_failed (the last one
+    is for a person: ``details.ticket_error`` says why no ticket was opened)."""
     await principal(request, "contacts.view")
     limit, offset = paging(request)
     q = request.query
@@ -198,6 +201,7 @@ async def request_list(request: web.Request) -> web.Response:
         session_id=q.get("session_id") or None,
         order_no=q.get("order_no") or None,
         kind=q.get("kind") or None,
+        status=q.get("status") or None,
         limit=limit,
         offset=offset,
     )

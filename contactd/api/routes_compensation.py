@@ -34,7 +34,8 @@ from contactd.cases.compensation_models import (
     masked,
 )
 from contactd.cases.compensation_store import ListFilter
-from contactd.cases.idempotency import check_key, request_hash
+from contactd.cases.idempotency import HEADER as IDEMPOTENCY_HEADER
+from contactd.cases.idempotency import REPLAYED, Remember, Replay, request_hash
 from contactd.cases.ledger import Balances, JournalLine, Reconciliation
 from contactd.errors import ContactdError, ErrorCode
 from contactd.keys import AUDIT, COMPENSATION
@@ -50,7 +51,6 @@ REVIEW_ERRORS = (
     E.not_your_stage,
     E.validation_failed,
 )
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 CREATE_EXAMPLE = {
     "customer_phone": "13800138000",
     "order_no": "O2026112300001234",
@@ -163,31 +163,22 @@ async def compensation_create(request: web.Request) -> web.Response:
     ctx = await _ctx(request, "compensation.create")
     who = _who(ctx)
     comp = request.app[COMPENSATION]
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        view = await comp.service.create(await read_body(request, CompensationCreate), ctx)
-        return _out(view, who, 201)
-    key = check_key(key)
-    owner = f"{who.kind}:{who.id}"
     digest = request_hash(request.method, request.path, await request.read())
-    replay = await comp.idempotency.begin(owner, key, digest)
-    if replay is not None:
-        resp = web.json_response(replay.body, status=replay.status)
-        resp.headers["Idempotent-Replayed"] = "true"
-        return resp
-    try:
+
+    async def create(remember: Remember | None) -> CompensationView:
         body = await read_body(request, CompensationCreate)
 
-        async def remember(conn: AsyncConnection, view: CompensationView) -> None:
+        async def stored(conn: AsyncConnection, view: CompensationView) -> None:
+            assert remember is not None
             shown = masked(view, pii=who.can("pii.view"))
-            payload = json.loads(shown.model_dump_json())
-            await comp.idempotency.finish(conn, owner, key, 201, payload)
+            await remember(conn, 201, json.loads(shown.model_dump_json()))
 
-        view = await comp.service.create(body, ctx, on_created=remember)
-    except BaseException:
-        await comp.idempotency.release(owner, key)
-        raise
-    return _out(view, who, 201)
+        return await comp.service.create(body, ctx, on_created=stored if remember else None)
+
+    out = await comp.idempotency.run(who, request.headers.get(IDEMPOTENCY_HEADER), digest, create)
+    if isinstance(out, Replay):
+        return web.json_response(out.body, status=out.status, headers=REPLAYED)
+    return _out(out, who, 201)
 
 
 @api.route(

@@ -9,14 +9,18 @@ Anything else answers 404, exactly like a ticket that does not exist (no IDOR).
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.api.edge import json_model, principal, read_body, visitor_of
 from contactd.api.registry import api
 from contactd.auth.models import Principal
+from contactd.cases.idempotency import HEADER as IDEMPOTENCY_HEADER
+from contactd.cases.idempotency import REPLAYED, Remember, Replay, request_hash
 from contactd.cases.tickets_models import (
     Action,
     Actor,
@@ -157,19 +161,43 @@ async def _session(request: web.Request, who: Principal, sid: str) -> SessionRec
         E.unknown_queue,
         E.conflict,
         E.not_found,
+        E.idempotency_key_reused,
+        E.idempotency_in_progress,
     ),
     example=EXAMPLE,
+    headers={
+        IDEMPOTENCY_HEADER: "your unique id for this ticket: a retry with the same key and "
+        "body returns the first response and opens nothing; another body → 422; while the "
+        "first is still running → 409"
+    },
 )
 async def ticket_create(request: web.Request) -> web.Response:
     """With ``session_id`` the ticket is linked to the chat and takes its customer, order
     and queue unless given. Items and amount are checked against the directory order.
     New tickets go to the queue's to-be-claimed pool (or straight on when a fast-review
-    or lightning-refund rule approves them)."""
+    or lightning-refund rule approves them). With an ``Idempotency-Key`` a retry opens
+    nothing new (see compensation orders: the same rules)."""
     who = await principal(request, "tickets.create")
-    draft = await read_body(request, TicketDraft)
-    session = await _session(request, who, draft.session_id) if draft.session_id else None
-    detail = await request.app[TICKETS].create(await _actor(request, who), draft, session)
-    return json_model(detail, status=201)
+    tickets = request.app[TICKETS]
+    digest = request_hash(request.method, request.path, await request.read())
+
+    async def create(remember: Remember | None) -> TicketDetail:
+        draft = await read_body(request, TicketDraft)
+        session = await _session(request, who, draft.session_id) if draft.session_id else None
+
+        async def stored(conn: AsyncConnection, detail: TicketDetail) -> None:
+            assert remember is not None
+            await remember(conn, 201, json.loads(detail.model_dump_json()))
+
+        actor = await _actor(request, who)
+        return await tickets.create(actor, draft, session, on_created=stored if remember else None)
+
+    out = await tickets.idempotency.run(
+        who, request.headers.get(IDEMPOTENCY_HEADER), digest, create
+    )
+    if isinstance(out, Replay):
+        return web.json_response(out.body, status=out.status, headers=REPLAYED)
+    return json_model(out, status=201)
 
 
 @api.route(

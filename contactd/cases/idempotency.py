@@ -10,19 +10,27 @@ in the same transaction as what it created. Afterwards:
 
 A request that fails (an error response) releases its key, so a corrected retry may use
 it. A ``started`` record older than the lease (its process died) is taken over.
+
+:meth:`IdempotencyKeys.run` is the whole sequence for a creating route (compensation
+orders, tickets); :meth:`IdempotencyKeys.once` serves callers inside the server too (the
+bot opens a refund ticket once per order under its own key). One table and one retention
+(``compensation.idempotency_ttl_s``) serve them all; the key belongs to its caller, and a
+key reused on another route is another body (422).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contactd.auth.models import Principal
 from contactd.clock import Clock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.storage.db import write_transaction
@@ -30,6 +38,11 @@ from contactd.storage.tables import idempotency_keys as t
 
 MAX_KEY_LEN = 255
 STALE_START_MS = 60_000
+HEADER = "Idempotency-Key"
+REPLAYED = {"Idempotent-Replayed": "true"}  # the header on a replayed response
+T = TypeVar("T")
+# stores the response inside the transaction that creates the resource: (conn, status, body)
+Remember = Callable[[AsyncConnection, int, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,38 @@ class IdempotencyKeys:
         raise ContactdError(
             ErrorCode.idempotency_in_progress, "a request with this Idempotency-Key is running"
         )
+
+    async def once(
+        self, principal: str, key: str, digest: str, create: Callable[[Remember], Awaitable[T]]
+    ) -> T | Replay:
+        """Run ``create`` once for this caller's ``key``: it gets ``remember`` to call in the
+        transaction that creates the resource; a repeat gets the stored :class:`Replay`, one
+        while it runs ``idempotency_in_progress``; a failure releases the key."""
+        replay = await self.begin(principal, key, digest)
+        if replay is not None:
+            return replay
+
+        async def remember(conn: AsyncConnection, status: int, body: dict[str, Any]) -> None:
+            await self.finish(conn, principal, key, status, body)
+
+        try:
+            return await create(remember)
+        except BaseException:
+            await self.release(principal, key)
+            raise
+
+    async def run(
+        self,
+        who: Principal,
+        key: str | None,
+        digest: str,
+        create: Callable[[Remember | None], Awaitable[T]],
+    ) -> T | Replay:
+        """A creating request of the open API with its ``Idempotency-Key`` header value
+        (None: no header, ``create`` runs as it is); ``digest`` is its ``request_hash``."""
+        if key is None:
+            return await create(None)
+        return await self.once(f"{who.kind}:{who.id}", check_key(key), digest, create)
 
     async def finish(
         self, conn: AsyncConnection, principal: str, key: str, status: int, body: dict[str, Any]

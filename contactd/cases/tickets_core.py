@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contactd.auth.audit import AuditLog
 from contactd.bus import Bus
 from contactd.cases import tickets_repository as repo
+from contactd.cases.idempotency import IdempotencyKeys
 from contactd.cases.tickets_events import TicketChanged
 from contactd.cases.tickets_models import (
     FINAL_STATES,
@@ -74,6 +75,8 @@ class TicketCore:
         self._staff = staff
         self._files = files
         self._tz = ZoneInfo(settings.timezone)
+        # Idempotency-Key records of ticket creation (the open API's one table and retention)
+        self.idempotency = IdempotencyKeys(engine, clock, settings.compensation.idempotency_ttl_s)
         wanted = self._cfg.default_queue
         if wanted is not None and settings.queue(wanted) is None:
             raise ValueError(f"tickets.default_queue {wanted!r} is not a queue")

@@ -4,7 +4,7 @@ directory order, and which automatic approval rule (极速审核 / 闪电退款)
 from __future__ import annotations
 
 from contactd.cases.tickets_config import TicketSettings, TicketType
-from contactd.cases.tickets_models import TicketItem
+from contactd.cases.tickets_models import ORDER_STATUSES, TicketItem
 from contactd.directory.models import Customer, Order
 from contactd.errors import ContactdError, ErrorCode
 
@@ -96,3 +96,14 @@ def auto_actions(
             continue
         return "fast_review", ["approve"]
     return "", []
+
+
+def refund_type_for(order_status: str) -> TicketType | None:
+    """The ticket a customer's plain "I want my money back" opens on an order in this
+    status: the whole order refunded before picking is done (refund), returned and refunded
+    once delivered (return_refund); none while it is on its way or already being refunded
+    (a person decides)."""
+    for kind in (T.refund, T.return_refund):
+        if order_status in (ORDER_STATUSES[kind] or ()):
+            return kind
+    return None

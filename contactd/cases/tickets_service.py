@@ -7,9 +7,11 @@ warnings. The write path they share is :class:`~contactd.cases.tickets_core.Tick
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.cases import tickets_repository as repo
 from contactd.cases.tickets_config import TicketType
@@ -121,8 +123,15 @@ class TicketService(TicketCore):
         return [await self._files.attachment(i, session.id) for i in ids]
 
     async def create(
-        self, actor: Actor, draft: TicketDraft, session: SessionRecord | None = None
+        self,
+        actor: Actor,
+        draft: TicketDraft,
+        session: SessionRecord | None = None,
+        *,
+        on_created: Callable[[AsyncConnection, TicketDetail], Awaitable[None]] | None = None,
     ) -> TicketDetail:
+        """``on_created`` runs inside the creating transaction (an Idempotency-Key record
+        commits with the ticket)."""
         queue_id = self._queue(draft.queue_id or (session.queue_id if session else None))
         customer = await self._customer(draft, session)
         order_no = draft.order_no or (session.order_no if session else None)
@@ -211,11 +220,13 @@ class TicketService(TicketCore):
                 {**values, "state": state, "version": version, "auto_rule": rule or None}
             )
             await self._record(conn, actor, "ticket.created", view, None)
-            nodes = await repo.timeline(conn, ticket_id)
+            detail = TicketDetail(ticket=view, timeline=await repo.timeline(conn, ticket_id))
+            if on_created is not None:
+                await on_created(conn, detail)
         await self._publish(
             TicketChanged(action="create", ticket=view, visitor_id=values["visitor_id"])
         )
-        return TicketDetail(ticket=view, timeline=nodes)
+        return detail
 
     async def act(
         self,

@@ -87,6 +87,7 @@ const LABELS = {
     botReason_bot_unavailable: "外部机器人无响应",
     botReason_verification: "订单验证多次失败",
     botRequests: "已登记的自助申请",
+    botTickets: "机器人开的售后工单",
     previous: "历史会话",
     noPrevious: "首次咨询",
     cases: "工单 / 赔付",
@@ -201,6 +202,7 @@ const LABELS = {
     botReason_bot_unavailable: "The external bot did not answer",
     botReason_verification: "Failed the order check too often",
     botRequests: "Self-service requests recorded",
+    botTickets: "After-sales tickets the bot opened",
     previous: "Previous sessions",
     noPrevious: "First contact",
     cases: "Tickets / compensation",
@@ -1287,6 +1289,7 @@ function renderScreenPop(pop, session, compact, conv) {
   if (pop.bot && pop.bot.handoff_reason) {
     // --- bot: why the bot handed over and what it already recorded
     const reqs = pop.bot.requests || [];
+    const botTickets = pop.bot.tickets || [];
     frag.append(
       h(
         "div",
@@ -1294,6 +1297,7 @@ function renderScreenPop(pop, session, compact, conv) {
         h("h4", null, t("botHandoff")),
         h("div", { class: "sp-question", "data-testid": "pop-bot-reason" }, t(`botReason_${pop.bot.handoff_reason}`)),
         reqs.length ? h("div", { class: "muted", "data-testid": "pop-bot-requests" }, `${t("botRequests")}: ${reqs.join(", ")}`) : null,
+        botTickets.length ? h("div", { class: "muted", "data-testid": "pop-bot-tickets" }, `${t("botTickets")}: ${botTickets.join(", ")}`) : null,
       ),
     );
   }

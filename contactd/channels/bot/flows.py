@@ -44,6 +44,7 @@ class Conversation(BaseModel):
     answers: dict[int, int] = Field(default_factory=dict)  # bot message seq → FAQ id
     rated: list[int] = Field(default_factory=list)  # answers the customer gave feedback on
     requests: list[str] = Field(default_factory=list)  # self-service requests recorded
+    tickets: list[str] = Field(default_factory=list)  # the after-sales tickets they opened
     prompt: dict[str, Any] | None = None  # the chips on show (a Prompt)
 
     def prompt_suggestions(self) -> list[Suggestion]:
@@ -210,6 +211,9 @@ class FaqBot:
                 return self._done(c, [text], card)
             case "refund" | "address_change" as kind:
                 earlier = await self.requests.open_one(kind, o.order_no)
+                if earlier is not None and earlier.ticket_id is not None:
+                    text = say("already_ticket", c.lang, **values, ticket_id=earlier.ticket_id)
+                    return self._done(c, [text], card)
                 if earlier is not None:
                     text = say("already_requested", c.lang, **values, request_id=earlier.id)
                     return self._done(c, [text], card)
@@ -235,8 +239,18 @@ class FaqBot:
         )
         if req.id not in c.requests:
             c.requests.append(req.id)
-        key = "refund_recorded" if kind == "refund" else "address_recorded"
-        return self._done(c, [say(key, c.lang, order_no=order_no, request_id=req.id)], None)
+        if req.ticket_id is not None and req.ticket_id not in c.tickets:
+            c.tickets.append(req.ticket_id)
+        key = (
+            {
+                "ticket_opened": "refund_ticket_opened",
+                "ticket_pending": "refund_ticket_pending",
+            }.get(req.status, "refund_recorded")
+            if kind == "refund"
+            else "address_recorded"
+        )
+        text = say(key, c.lang, order_no=order_no, request_id=req.id, ticket_id=req.ticket_id)
+        return self._done(c, [text], None)
 
     def _done(self, c: Conversation, texts: list[str], card: dict[str, object] | None) -> BotReply:
         flow = INTENT_BY_NAME.get(c.flow or "")

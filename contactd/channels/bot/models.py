@@ -11,6 +11,10 @@ HandoffReason = Literal[
     "asked", "misses", "negative_feedback", "no_answer", "bot_unavailable", "verification"
 ]
 RequestKind = Literal["refund", "address_change"]
+# recorded: kept for people (no ticket fits, or no case module); ticket_pending: a ticket is
+# due and is being opened (retried after a passing failure); ticket_opened: ``ticket_id``;
+# ticket_failed: the case module refused it (``details.ticket_error`` says why): a person
+RequestStatus = Literal["recorded", "ticket_pending", "ticket_opened", "ticket_failed"]
 
 
 class _Model(BaseModel):
@@ -158,6 +162,6 @@ class SelfServiceRequest(_Model):
     order_no: str
     customer_id: str | None
     details: dict[str, str]
-    status: Literal["recorded", "ticket_opened"]
-    ticket_id: str | None
+    status: RequestStatus
+    ticket_id: str | None = Field(description="the after-sales ticket it opened")
     created_at: int

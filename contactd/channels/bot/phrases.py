@@ -132,6 +132,24 @@ _PHRASES: dict[str, tuple[str, str]] = {
         "Your refund request {request_id} for order {order_no} is in. An after-sales agent "
         "handles it within 24 hours and keeps you posted.",
     ),
+    "refund_ticket_opened": (
+        "已为订单 {order_no} 提交退款申请，售后工单号 {ticket_id}。售后专员会在 24 小时内处理，"
+        "您可以在「我的售后」随时查看进度。",
+        "Your refund for order {order_no} is in: after-sales ticket {ticket_id}. An after-sales "
+        "agent handles it within 24 hours; follow it any time under “My after-sales”.",
+    ),
+    "refund_ticket_pending": (
+        "已为订单 {order_no} 提交退款申请，申请号 {request_id}。售后工单正在生成，稍后可在"
+        "「我的售后」查看进度。",
+        "Your refund request {request_id} for order {order_no} is in; its after-sales ticket "
+        "is on its way and will show under “My after-sales”.",
+    ),
+    "already_ticket": (
+        "订单 {order_no} 已提交过退款申请，售后工单号 {ticket_id}，无需重复提交，进度可在"
+        "「我的售后」查看。",
+        "Order {order_no} already has a refund request: after-sales ticket {ticket_id}. No "
+        "need to repeat; follow it under “My after-sales”.",
+    ),
     "already_requested": (
         "订单 {order_no} 已有进行中的申请（{request_id}），无需重复提交。",
         "Order {order_no} already has a request in progress ({request_id}); no need to repeat.",

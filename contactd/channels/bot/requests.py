@@ -1,16 +1,23 @@
 """Self-service requests the bot takes (start a refund, change the delivery address).
 
 Each is recorded here first, so nothing a customer asked for is lost. ``AfterSales`` is
-the seam to the case module: once it is wired in, a refund request also opens an
-after-sales ticket and the request remembers the ticket id. Until then the request is
-``recorded`` and the agent sees it in the screen-pop and in ``GET /api/v1/bot/requests``.
+the seam to the case module (``contactd.cases.tickets_bot``): with it wired in, a request
+is stored ``ticket_pending`` and then handed to it; the outcome is stored on the request —
+the ticket it opened (``ticket_opened`` + ``ticket_id``), none that fits (``recorded``: a
+person takes it from the screen-pop and ``GET /api/v1/bot/requests``), or a refusal
+(``ticket_failed``, the reason in ``details.ticket_error``: a person again). A passing
+failure (the database, the directory) leaves it ``ticket_pending``; ``retry_pending``
+(a task of the bot context) tries again until ``GIVE_UP_MS``, then marks it failed. The
+case module opens at most one ticket per request however often it is asked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -18,13 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactd.channels.bot.models import RequestKind, SelfServiceRequest
 from contactd.clock import Clock
+from contactd.errors import ContactdError, ErrorCode
 from contactd.storage.db import write_transaction
 from contactd.storage.tables import bot_requests as t
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_MS = 30_000  # a pending request this old is tried again (the first try is done)
+RETRY_EVERY_S = 60.0
+GIVE_UP_MS = 12 * 3600 * 1000  # then a person handles it (ticket_failed)
+_BATCH = 100
 
 
 class AfterSales(Protocol):
     """What the case module offers the bot: open a ticket for a recorded request and
-    return its id (None when it declines to, e.g. a kind it does not handle)."""
+    return its id — the same ticket however often it is asked for the same request; None
+    when no ticket fits (e.g. a kind it does not handle). A ``ContactdError`` is a refusal
+    (except ``idempotency_in_progress``: another try is running); anything else is a
+    passing failure, tried again later."""
 
     async def open_ticket(self, request: SelfServiceRequest) -> str | None: ...
 
@@ -56,7 +73,8 @@ class SelfServiceRequests:
         customer_id: str | None,
         details: dict[str, str],
     ) -> tuple[SelfServiceRequest, bool]:
-        """Store the request (once per order and kind); returns (request, created)."""
+        """Store the request (once per order and kind), then ask the case module for its
+        ticket; returns (request, created)."""
         existing = await self.open_one(kind, order_no)
         if existing is not None:
             return existing, False
@@ -69,23 +87,74 @@ class SelfServiceRequests:
             order_no=order_no,
             customer_id=customer_id,
             details=details,
-            status="recorded",
+            status="recorded" if self.after_sales is None else "ticket_pending",
             ticket_id=None,
             created_at=now,
         )
         async with write_transaction(self.engine) as conn:
             await conn.execute(sa.insert(t).values(**req.model_dump()))
-        if self.after_sales is not None:
+        return await self.open_ticket(req), True
+
+    async def open_ticket(self, req: SelfServiceRequest) -> SelfServiceRequest:
+        """Hand a ``ticket_pending`` request to the case module and store the outcome."""
+        if self.after_sales is None or req.status != "ticket_pending":
+            return req
+        try:
             ticket = await self.after_sales.open_ticket(req)
-            if ticket is not None:
-                async with write_transaction(self.engine) as conn:
-                    await conn.execute(
-                        sa.update(t)
-                        .where(t.c.id == req.id)
-                        .values(status="ticket_opened", ticket_id=ticket)
-                    )
-                req = req.model_copy(update={"status": "ticket_opened", "ticket_id": ticket})
-        return req, True
+        except ContactdError as exc:
+            if exc.code is ErrorCode.idempotency_in_progress:
+                return req  # another try (another process) is opening it right now
+            log.info("no ticket for bot request %s: %s %s", req.id, exc.code, exc.message)
+            return await self._failed(req, exc.message)
+        except Exception:
+            log.exception("opening the ticket of bot request %s failed; tried again", req.id)
+            return req
+        if ticket is None:
+            return await self._settle(req, {"status": "recorded"})
+        return await self._settle(req, {"status": "ticket_opened", "ticket_id": ticket})
+
+    async def _failed(self, req: SelfServiceRequest, error: str) -> SelfServiceRequest:
+        details = {**req.details, "ticket_error": error[:500]}
+        return await self._settle(req, {"status": "ticket_failed", "details": details})
+
+    async def _settle(self, req: SelfServiceRequest, changes: dict[str, Any]) -> SelfServiceRequest:
+        """Store the outcome, unless another try stored one first."""
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.id == req.id, t.c.status == "ticket_pending")
+                .values(**changes)
+            )
+        return req.model_copy(update=changes)
+
+    async def retry_pending(self) -> int:
+        """Try again the requests still waiting for their ticket (a passing failure, or a
+        process that stopped half-way); those waiting longer than ``GIVE_UP_MS`` go to a
+        person. Returns how many it looked at."""
+        now = self.clock.now_ms()
+        q = (
+            sa.select(t)
+            .where(t.c.status == "ticket_pending", t.c.created_at <= now - RETRY_AFTER_MS)
+            .order_by(t.c.created_at)
+            .limit(_BATCH)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        for row in rows:
+            req = SelfServiceRequest.model_validate(dict(row))
+            if req.created_at < now - GIVE_UP_MS:
+                await self._failed(req, "no ticket could be opened in time: handle it by hand")
+            else:
+                await self.open_ticket(req)
+        return len(rows)
+
+    async def run_retries(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY_EVERY_S)
+            try:
+                await self.retry_pending()
+            except Exception:
+                log.exception("retrying the bot requests' tickets failed")
 
     async def search(
         self,
@@ -93,6 +162,7 @@ class SelfServiceRequests:
         session_id: str | None = None,
         order_no: str | None = None,
         kind: str | None = None,
+        status: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[SelfServiceRequest]:
@@ -103,6 +173,8 @@ class SelfServiceRequests:
             q = q.where(t.c.order_no == order_no)
         if kind:
             q = q.where(t.c.kind == kind)
+        if status:
+            q = q.where(t.c.status == status)
         q = q.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).mappings().all()

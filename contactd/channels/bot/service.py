@@ -243,6 +243,7 @@ class BotService:
             "handoff_reason": reason,
             "misses": c.misses,
             "requests": c.requests,
+            "tickets": c.tickets,
             "answered_faqs": sorted(set(c.answers.values())),
         }
         try:
