@@ -272,11 +272,13 @@ bot_requests = sa.Table(
     sa.Column("order_no", sa.String(64), nullable=False),
     sa.Column("customer_id", sa.String(64), nullable=True),
     sa.Column("details", Json, nullable=False),
-    sa.Column("status", sa.String(24), nullable=False),  # recorded | ticket_opened
+    # recorded | ticket_pending | ticket_opened | ticket_failed
+    sa.Column("status", sa.String(24), nullable=False),
     sa.Column("ticket_id", sa.String(64), nullable=True),
     sa.Column("created_at", Millis, nullable=False),
     sa.Index(None, "order_no", "kind"),
     sa.Index(None, "session_id"),
+    sa.Index(None, "status", "created_at"),  # the ticket retries (migration 0009)
 )
 
 
