@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from contactd.app import create_app
     from contactd.storage.redis import RedisUnavailable
-    from contactd.workers import run_pool, worker_count
+    from contactd.workers import outlive_no_supervisor, run_pool, worker_count
 
     overrides: dict[str, object] = {}
     if args.host:
@@ -103,6 +103,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app.on_startup.append(_settle_heap)  # (after every service started)
     loop = new_event_loop(s.event_loop)
     in_pool = args.pool_worker is not None
+    if in_pool and args.lifeline is not None:
+        app.cleanup_ctx.append(outlive_no_supervisor(args.lifeline))
     log.info(
         "contactd %s on http://%s:%s (site %s, %s event loop)",
         f"worker {args.pool_worker} serving" if in_pool else "starting",
@@ -237,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the workers setting, 1)",
     )
     serve.add_argument("--pool-worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--lifeline", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(fn=cmd_serve)
     sub.add_parser("check-config", help="validate the configuration").set_defaults(
         fn=cmd_check_config

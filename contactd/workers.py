@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from prometheus_client.multiprocess import mark_process_dead
@@ -75,8 +76,12 @@ class WorkerPool:
         self._env: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self.exit_code = 0
+        # a pipe nobody writes to: the workers get its read end, and it reads as EOF when
+        # this process is gone (outlive_no_supervisor)
+        self._lifeline: tuple[int, ...] = os.pipe()
 
     def argv(self, index: int) -> list[str]:
+        lifeline = ["--lifeline", str(self._lifeline[0])] if self._lifeline else []
         head = [sys.executable, "-m", "contactd"]
         if self.config:
             head += ["--config", self.config]
@@ -89,10 +94,13 @@ class WorkerPool:
             str(self.port),
             "--pool-worker",
             str(index),
+            *lifeline,
         ]
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(*self.argv(index), env=self._env)
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(index), env=self._env, pass_fds=self._lifeline[:1]
+        )
         self.procs[index] = proc
         log.info("worker %d started (pid %d)", index, proc.pid)
         return proc
@@ -169,6 +177,8 @@ class WorkerPool:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
             reservation.close()
+            for fd in self._lifeline:
+                os.close(fd)
             if embedded is not None:
                 await embedded.stop()
         return self.exit_code
@@ -194,6 +204,29 @@ class WorkerPool:
                     log.error("worker pid %d did not stop in time: killing it", proc.pid)
                     proc.kill()
             await asyncio.gather(*(p.wait() for p in running))
+
+
+def outlive_no_supervisor(lifeline: int) -> Callable[[object], AsyncIterator[None]]:
+    """A worker's cleanup context: it stops (as on SIGTERM) when its supervisor is gone —
+    killed, so it could not stop its workers itself — instead of serving on unsupervised.
+    ``lifeline``: the read end of a pipe whose write end only the supervisor holds; the
+    kernel closes it when the supervisor dies, and the read end then reads as EOF."""
+
+    async def ctx(_: object) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            if os.read(lifeline, 1):
+                return
+            loop.remove_reader(lifeline)
+            log.error("the supervisor is gone: stopping this worker")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        loop.add_reader(lifeline, readable)
+        yield
+        loop.remove_reader(lifeline)
+
+    return ctx
 
 
 def worker_count(value: str | int, cpus: int | None = None) -> int:

@@ -3,6 +3,7 @@ one set of metrics and one embedded Redis; a killed worker comes back; SIGTERM s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,12 +86,7 @@ def test_workers_share_the_port_the_metrics_and_redis_and_come_back_when_killed(
     env = {**os.environ, "CONTACTD_DATA_DIR": str(tmp_path / "data"), "CONTACTD_PORT": str(port)}
     for name in ("CONTACTD_REDIS_URL", "CONTACTD_CONFIG", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "contactd", "serve", "--workers", "2"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_pool(env)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: len(_workers_of(proc.pid)) == 2 and _listeners(port) == 2)
@@ -137,9 +133,42 @@ def test_workers_share_the_port_the_metrics_and_redis_and_come_back_when_killed(
         assert "embedded redis-server stopped" in log
         assert "Traceback" not in log
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        _kill_all(proc)
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed outright cannot stop its workers: they notice and stop."""
+    port = free_port()
+    env = {**os.environ, "CONTACTD_DATA_DIR": str(tmp_path / "data"), "CONTACTD_PORT": str(port)}
+    for name in ("CONTACTD_REDIS_URL", "CONTACTD_CONFIG", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    proc = _start_pool(env)
+    try:
+        _wait(lambda: len(_workers_of(proc.pid)) == 2 and _listeners(port) == 2)
+        workers = _workers_of(proc.pid)
+        proc.kill()
+        proc.wait(10)
+        _wait(lambda: all(_zombie_or_gone(pid) for pid in workers), timeout_s=30)
+        assert _listeners(port) == 0
+    finally:
+        _kill_all(proc)
+
+
+def _start_pool(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "contactd", "serve", "--workers", "2"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: nothing outlives the test
+    )
+
+
+def _kill_all(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(10)
 
 
 def _zombie_or_gone(pid: int) -> bool:
