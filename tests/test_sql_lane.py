@@ -7,16 +7,13 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contactd.storage import db as db_module
 from contactd.storage.db import SqlLane
 from tests.conftest import while_another_process_writes
 
@@ -171,56 +168,4 @@ async def test_a_write_waits_its_turn_behind_another_process_writer_and_then_sto
         fcntl.flock(other, fcntl.LOCK_UN)
     finally:
         os.close(other)
-        await lane.stop()
-
-
-async def test_small_writes_commit_on_the_loop_while_the_disk_syncs_quickly(
-    db: AsyncEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A small write's commit runs right on the event loop (no hand-off to the lane's
-    thread and back); once commits get slow it goes to the thread again, and so does a
-    large write. The log is copied back on the thread every so many commits, never by a
-    commit on the loop. Everything is stored either way."""
-    if db.dialect.name != "sqlite":
-        pytest.skip("commits on the loop are SQLite's")
-    async with db.begin() as conn:
-        await conn.execute(sa.text(PROBE_DDL))
-    lane = SqlLane(db, "test-lane")
-    committed_on: list[str] = []
-    checkpoints: list[str] = []
-    real_commit, real_checkpoint = db_module._commit, db_module._checkpoint
-
-    def commit(*args: Any) -> float:
-        committed_on.append(threading.current_thread().name)
-        took: float = real_commit(*args)
-        return took
-
-    def checkpoint(sync: Any) -> None:
-        checkpoints.append(threading.current_thread().name)
-        real_checkpoint(sync)
-
-    monkeypatch.setattr(db_module, "_commit", commit)
-    monkeypatch.setattr(db_module, "_checkpoint", checkpoint)
-
-    def insert(row_id: str) -> Callable[[Connection], None]:
-        return lambda c: c.execute(sa.insert(probe), [{"id": row_id, "name": row_id}])
-
-    main = threading.current_thread().name
-    try:
-        await lane.write(insert("s1"), small=True)
-        await lane.write(insert("big"))
-        assert committed_on[0] == main and committed_on[1].startswith("test-lane")
-        lane._commit_s = 0.05  # the disk got slow: the next small commit leaves the loop
-        await lane.write(insert("s2"), small=True)
-        assert committed_on[2].startswith("test-lane")
-        for n in range(db_module.CHECKPOINT_EVERY_COMMITS):
-            lane._commit_s = 0.0
-            await lane.write(insert(f"n{n}"), small=True)
-        await lane.read(lambda c: None)  # (the checkpoint queued before it is done)
-        assert checkpoints and all(name.startswith("test-lane") for name in checkpoints)
-        ids = await lane.read(lambda c: set(c.execute(sa.select(probe.c.id)).scalars()))
-        assert ids == {"s1", "big", "s2"} | {
-            f"n{n}" for n in range(db_module.CHECKPOINT_EVERY_COMMITS)
-        }
-    finally:
         await lane.stop()

@@ -43,7 +43,7 @@ from contactd.sessions.models import (
     not_found,
 )
 from contactd.storage.bulk import RowsSql, insert_sql, marks, select_rows, sqlite_rows
-from contactd.storage.db import SMALL_BATCH, SqlLane
+from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions, session_messages
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,6 @@ class MessageLog:
         stored: list[Stored | ContactdError] = await self.lane.write(
             lambda conn: _write_batch(conn, items, now),
             then=lambda results: _resolve(batch, results),  # senders go on at once
-            small=len(batch) <= SMALL_BATCH,
         )
         return stored
 

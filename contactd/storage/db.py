@@ -11,7 +11,6 @@ import fcntl
 import logging
 import os
 import sys
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -208,15 +207,6 @@ class WritersQueue:
 # which by default lets it wait up to 5 ms each time (sys.getswitchinterval); at 1 ms it
 # waits at most 1 ms (the interval only matters while a thread waits for the GIL).
 _SWITCH_INTERVAL_S = 0.001
-# A small write's COMMIT runs right on the event loop while commits take less than this
-# (an exponential average): the hand-off to the thread and back costs a busy loop more
-# than the disk's sync. On a slower disk, or under load, commits go to the thread.
-INLINE_COMMIT_MAX_S = 0.0015
-# The loop's writer copies the log back (PASSIVE checkpoint) on the lane's thread after
-# this many commits, never inside a commit on the loop (SQLite would at 1,000 pages).
-CHECKPOINT_EVERY_COMMITS = 64
-# a group commit of at most this many rows is a "small" write (``SqlLane.write``)
-SMALL_BATCH = 8
 
 
 class SqlLane:
@@ -246,8 +236,6 @@ class SqlLane:
         # waits for another process): one for writes, one for look-ups
         self._writer: Connection | None = None
         self._reader: Connection | None = None
-        self._commit_s = 0.0  # recent commits' duration (exponential average)
-        self._commits = 0  # on the loop's writer since its last checkpoint
         self._queue: WritersQueue | None = None
 
     def _lane(self) -> tuple[Engine, ThreadPoolExecutor] | None:
@@ -264,20 +252,12 @@ class SqlLane:
         return self._sync, self._thread
 
     async def write(
-        self,
-        fn: Callable[[Connection], T],
-        then: Callable[[T], object] | None = None,
-        *,
-        small: bool = False,
+        self, fn: Callable[[Connection], T], then: Callable[[T], object] | None = None
     ) -> T:
         """``fn`` in a write transaction, committed (to disk) when this returns. ``then``
         (optional) gets ``fn``'s result on the event loop as soon as the commit is known
         to have succeeded, a turn of the loop before this returns: a group commit
-        resolves its waiters there (a busy loop's turn is milliseconds). ``small``: the
-        write is a few rows, so on SQLite its commit may run right on the loop while the
-        disk syncs quickly (``INLINE_COMMIT_MAX_S``): no hand-off to the lane's thread and
-        back, which under load cost more than the sync (a group commit of 2-4 chat
-        messages: 1.6-2.2 ms through the thread, 0.8-1.1 ms on the loop)."""
+        resolves its waiters there (a busy loop's turn is milliseconds)."""
         lane = self._lane()
         if lane is None:
             async with write_transaction(self.engine) as conn:
@@ -306,20 +286,9 @@ class SqlLane:
                 queue.release()
                 raise
             else:
-                if small and self._commit_s < INLINE_COMMIT_MAX_S:
-                    try:
-                        self._committed(_commit(own, queue), thread, sync)
-                    except BaseException:
-                        self._writer = _rolled_back(own)
-                        raise
-                    if then is not None:
-                        _follow_up(then, result)
-                    return result
                 committing = thread.submit(_commit, own, queue)
                 try:  # (not shielded: one turn of the busy loop less before the result)
-                    took = await _outcome(
-                        committing, loop, None if then is None else lambda: then(result)
-                    )
+                    await _outcome(committing, loop, None if then is None else lambda: then(result))
                 except asyncio.CancelledError:
                     # the commit goes on on the thread: this connection is its until then,
                     # and the thread gives it back when done
@@ -329,19 +298,9 @@ class SqlLane:
                 except BaseException:
                     self._writer = _rolled_back(own)
                     raise
-                self._committed(took, thread, sync)
                 return result
             # a writer that is not a lane's holds SQLite's lock: wait for it on the thread
             return await loop.run_in_executor(thread, _write_waiting, sync, fn, queue)
-
-    def _committed(self, took_s: float, thread: ThreadPoolExecutor, sync: Engine) -> None:
-        """A commit on the loop's writer took ``took_s``: averaged, and every
-        ``CHECKPOINT_EVERY_COMMITS`` the log is copied back on the thread."""
-        self._commit_s += (took_s - self._commit_s) / 8
-        self._commits += 1
-        if self._commits >= CHECKPOINT_EVERY_COMMITS:
-            self._commits = 0
-            thread.submit(_checkpoint, sync)
 
     async def lookup(self, fn: Callable[[Connection], T]) -> T:
         """``fn``, a read by key that takes microseconds (an index, a few rows), right on
@@ -402,8 +361,6 @@ def _no_wait(sync: Engine, immediate: bool) -> Connection:
     raw = conn.connection.dbapi_connection
     assert raw is not None
     raw.execute("PRAGMA busy_timeout=0")
-    if immediate:  # its commits may run on the loop: the thread copies the log back
-        raw.execute("PRAGMA wal_autocheckpoint=0")
     return conn
 
 
@@ -433,7 +390,10 @@ def _outcome(
     def settle(done: Future[T]) -> None:
         error = done.exception()
         if error is None and succeeded is not None:
-            _follow_up(lambda _: succeeded(), None)
+            try:
+                succeeded()
+            except Exception:  # the caller's; the write itself stands
+                log.exception("a committed write's follow-up failed")
         if waiter.cancelled():
             return
         if error is not None:
@@ -445,32 +405,11 @@ def _outcome(
     return waiter
 
 
-def _follow_up(then: Callable[[Any], object], result: Any) -> None:
-    try:
-        then(result)
-    except Exception:  # the caller's; the write itself stands
-        log.exception("a committed write's follow-up failed")
-
-
-def _commit(conn: Connection, queue: WritersQueue) -> float:
-    """Commit, let the writers' queue go; how long the commit took (s)."""
-    started = time.perf_counter()
+def _commit(conn: Connection, queue: WritersQueue) -> None:
     try:
         conn.commit()
     finally:
         queue.release()
-    return time.perf_counter() - started
-
-
-def _checkpoint(sync: Engine) -> None:
-    """Copy the log back into the database without waiting for anyone (PASSIVE)."""
-    try:
-        with sync.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except Exception:  # the next one will do; SQLite's own catches up past its limit
-        log.warning("WAL checkpoint failed", exc_info=True)
 
 
 def _write_waiting(sync: Engine, fn: Callable[[Connection], T], queue: WritersQueue) -> T:

@@ -12,7 +12,7 @@ from contactd.channels.ivr.batch import Batcher
 from contactd.sessions.models import SessionRecord
 from contactd.sessions.service import NewSession, SessionService
 from contactd.storage.bulk import insert_rows
-from contactd.storage.db import SMALL_BATCH, SqlLane
+from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions
 
 _Item = tuple[str | None, NewSession]
@@ -34,7 +34,5 @@ class SessionOpener:
         missing = sum(1 for number, _ in batch if number is None)
         fresh = iter(await self.sessions.next_numbers(missing) if missing else ())
         rows = [self.sessions.row(n or next(fresh), **f) for n, f in batch]
-        await self.lane.write(
-            lambda conn: insert_rows(conn, service_sessions, rows), small=len(rows) <= SMALL_BATCH
-        )
+        await self.lane.write(lambda conn: insert_rows(conn, service_sessions, rows))
         return [SessionRecord.model_validate({**_EMPTY, **row}) for row in rows]
