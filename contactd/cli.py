@@ -10,7 +10,7 @@ import getpass
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from contactd.errors import ContactdError, ErrorCode
@@ -75,7 +75,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from contactd.app import create_app
-    from contactd.storage.redis import RedisUnavailable
     from contactd.workers import outlive_no_supervisor, run_pool, worker_count
 
     overrides: dict[str, object] = {}
@@ -90,14 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     s.data_dir.mkdir(parents=True, exist_ok=True)
     count = worker_count(s.workers)
     if args.pool_worker is None and count > 1:
-        try:
-            return run_pool(s, count, args.config, s.event_loop)
-        except RedisUnavailable as exc:
-            print(f"contactd cannot start: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:  # the port
-            print(f"contactd cannot start on {s.host}:{s.port}: {exc.strerror}", file=sys.stderr)
-            return 2
+        return _serving(s, lambda: run_pool(s, count, args.config, s.event_loop))
     app = create_app(s)
     gc.set_threshold(*GC_THRESHOLDS)
     app.on_startup.append(_settle_heap)  # (after every service started)
@@ -113,7 +105,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         s.site,
         s.event_loop,
     )
-    try:
+
+    def serve() -> int:
         web.run_app(
             app,
             host=s.host,
@@ -124,15 +117,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=None,
             loop=loop,
         )
+        return 0
+
+    return _serving(s, serve)
+
+
+_PORT_ERRORS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
+
+
+def _serving(s: Settings, serve: Callable[[], int]) -> int:
+    """``serve()``, with the reasons it cannot start (no Redis, the port) said in one line
+    and exit code 2 (a pool's supervisor stops on a worker's 2: ``workers.CANNOT_START``)."""
+    from contactd.storage.redis import RedisUnavailable
+
+    try:
+        return serve()
     except RedisUnavailable as exc:
         print(f"contactd cannot start: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+        if exc.errno not in _PORT_ERRORS:
             raise
         print(f"contactd cannot start on {s.host}:{s.port}: {exc.strerror}", file=sys.stderr)
-        return 2
-    return 0
+    return 2
 
 
 async def _with_auth(s: Settings, fn: str, *a: object) -> object:

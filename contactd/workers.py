@@ -78,10 +78,9 @@ class WorkerPool:
         self.exit_code = 0
         # a pipe nobody writes to: the workers get its read end, and it reads as EOF when
         # this process is gone (outlive_no_supervisor)
-        self._lifeline: tuple[int, ...] = os.pipe()
+        self._lifeline = os.pipe()
 
     def argv(self, index: int) -> list[str]:
-        lifeline = ["--lifeline", str(self._lifeline[0])] if self._lifeline else []
         head = [sys.executable, "-m", "contactd"]
         if self.config:
             head += ["--config", self.config]
@@ -94,19 +93,20 @@ class WorkerPool:
             str(self.port),
             "--pool-worker",
             str(index),
-            *lifeline,
+            "--lifeline",
+            str(self._lifeline[0]),
         ]
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            *self.argv(index), env=self._env, pass_fds=self._lifeline[:1]
+            *self.argv(index), env=self._env, pass_fds=(self._lifeline[0],)
         )
         self.procs[index] = proc
         log.info("worker %d started (pid %d)", index, proc.pid)
         return proc
 
     async def _watch(self, index: int) -> None:
-        backoff = 1.0
+        backoff = 0.5  # a first young death waits 1 s
         while not self._stopping.is_set():
             started = time.monotonic()
             proc = await self._spawn(index)
