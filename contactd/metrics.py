@@ -21,6 +21,8 @@ from contactd.monitor.definitions import Rules, abandon_kind, answered_in_sl
 from contactd.routing import events as ev
 from contactd.routing.scripts import SCRIPT_NAMES
 
+# set by the workers' supervisor (contactd/workers.py): every worker's values in one place
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _WAIT_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 _HANDLE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600)
 
@@ -263,9 +265,6 @@ class Metrics:
             MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
-
-
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 _KNOWN_REASONS = frozenset(

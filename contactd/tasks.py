@@ -1,4 +1,4 @@
-"""Stopping background tasks for sure.
+"""Background tasks: running one every so often, and stopping them for sure.
 
 On Python 3.11, ``asyncio.wait_for`` (which redis-py uses around every command) can swallow
 a cancellation that arrives just as the inner call finishes, leaving a loop running after
@@ -7,7 +7,21 @@ a cancellation that arrives just as the inner call finishes, leaving a loop runn
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+log = logging.getLogger(__name__)
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``step`` every ``interval_s`` seconds (after the first wait), for ever; a pass
+    that fails is logged as "``what`` failed" and the next one goes ahead."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await step()
+        except Exception:
+            log.exception("%s failed", what)
 
 
 async def stop_tasks(tasks: Iterable[asyncio.Task[object] | asyncio.Task[None]]) -> None:

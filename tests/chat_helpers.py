@@ -16,6 +16,23 @@ from contactd.auth.visitors import sign_identity
 Payload = dict[str, Any]
 
 
+class Held:
+    """A coroutine method replaced so that its calls wait for ``release`` before they run
+    (``calls`` counts them): to hold a first request while its retries arrive."""
+
+    def __init__(self, monkeypatch: Any, target: object, name: str) -> None:
+        self.release = asyncio.Event()
+        self.calls = 0
+        real = getattr(target, name)
+
+        async def held(*args: Any, **kw: Any) -> Any:
+            self.calls += 1
+            await self.release.wait()
+            return await real(*args, **kw)
+
+        monkeypatch.setattr(target, name, held)
+
+
 async def wait_for(
     predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
 ) -> Any:

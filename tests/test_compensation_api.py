@@ -18,11 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from contactd.app import create_app
-from contactd.cases.compensation_models import CompensationView
 from contactd.keys import AUTH, COMPENSATION, DB, DIRECTORY, VISITORS
 from contactd.settings import QueueConfig
 from contactd.storage.db import open_database
-from tests.chat_helpers import Peer, recancel_swallowed, wait_for
+from tests.chat_helpers import Held, Peer, recancel_swallowed, wait_for
 from tests.compensation_helpers import CUSTOMERS, ORDER_NO, ORDERS, PHONE, ROLES, add_session
 from tests.conftest import PG_URL, make_settings
 
@@ -176,25 +175,15 @@ async def test_concurrent_duplicates_create_one_and_the_rest_get_409(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = await api.key("compensation.create")
-    service = api.app[COMPENSATION].service
-    real_create = service.create
-    release = asyncio.Event()
-
-    slow_calls: list[int] = []
-
-    async def slow_create(*args: Any, **kw: Any) -> CompensationView:
-        slow_calls.append(1)
-        await release.wait()  # hold the first request while its duplicates arrive
-        return await real_create(*args, **kw)
-
-    monkeypatch.setattr(service, "create", slow_create)
+    # the first request waits while its duplicates arrive
+    create = Held(monkeypatch, api.app[COMPENSATION].service, "create")
     h = {"Idempotency-Key": "dup-1"}
     first = asyncio.create_task(api.call("POST", "/api/v1/compensations", key, BODY, h))
-    await wait_for(lambda: api.app[COMPENSATION] and slow_calls, 5, "the first request to start")
+    await wait_for(lambda: create.calls, 5, "the first request to start")
     dupes = await asyncio.gather(
         *(api.call("POST", "/api/v1/compensations", key, BODY, h) for _ in range(4))
     )
-    release.set()
+    create.release.set()
     status, created, _ = await first
     assert status == 201
     assert [(s, b["error"]["code"]) for s, b, _ in dupes] == [(409, "idempotency_in_progress")] * 4

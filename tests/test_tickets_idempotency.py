@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from contactd.cases.tickets_models import TicketDetail
 from contactd.keys import TICKETS
 from tests import test_chat_sockets, tickets_helpers
-from tests.chat_helpers import wait_for
+from tests.chat_helpers import Held, wait_for
 from tests.tickets_helpers import Desk, MakeDesk
 
 # the fixtures this module uses
@@ -102,27 +101,17 @@ async def test_concurrent_retries_open_exactly_one_ticket(
 ) -> None:
     desk = await make_desk()
     auth = await api_key(desk)
-    tickets = desk.app[TICKETS]
-    real_create = tickets.create
-    release = asyncio.Event()
-    started: list[int] = []
-
-    async def slow_create(*args: Any, **kw: Any) -> TicketDetail:
-        started.append(1)
-        await release.wait()  # hold the first request while its retries arrive
-        return await real_create(*args, **kw)
-
-    monkeypatch.setattr(tickets, "create", slow_create)
+    create = Held(monkeypatch, desk.app[TICKETS], "create")  # the first waits for its retries
     first = asyncio.create_task(post(desk, auth, "dup-1"))
-    await wait_for(lambda: started, 5, "the first request to start")
+    await wait_for(lambda: create.calls, 5, "the first request to start")
     retries = await asyncio.gather(*(post(desk, auth, "dup-1") for _ in range(4)))
-    release.set()
+    create.release.set()
     status, created, _ = await first
     assert status == 201
     assert [(s, b["error"]["code"]) for s, b, _ in retries] == [
         (409, "idempotency_in_progress")
     ] * 4
-    assert len(started) == 1 and await count(desk, auth) == 1
+    assert create.calls == 1 and await count(desk, auth) == 1
     s, replay, headers = await post(desk, auth, "dup-1")
     assert s == 201 and replay["ticket"]["id"] == created["ticket"]["id"]
     assert headers["Idempotent-Replayed"] == "true"

@@ -23,6 +23,7 @@ from contactd.routing.service import RoutingEngine
 from contactd.sessions.service import SessionService
 from contactd.settings import Settings
 from contactd.storage.keyspace import SiteKeys
+from contactd.tasks import every
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,4 @@ class CustomerPresence:
         return n
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("customer presence sweep failed")
+        await every(1.0, self.sweep_once, "customer presence sweep")

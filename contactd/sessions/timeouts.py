@@ -24,6 +24,7 @@ from contactd.sessions.service import SessionService
 from contactd.settings import Settings
 from contactd.storage.autopipe import auto_pipeline
 from contactd.storage.keyspace import SiteKeys
+from contactd.tasks import every
 
 log = logging.getLogger(__name__)
 _RETRY_S = 0.5
@@ -190,14 +191,7 @@ class ChatTimeouts:
         return 1
 
     async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("chat timeout sweep failed")
+        await every(1.0, self.sweep_once, "chat timeout sweep")
 
     async def run(self) -> None:
         try:

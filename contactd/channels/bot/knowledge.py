@@ -26,6 +26,7 @@ from contactd.settings import BotSettings
 from contactd.storage.db import write_transaction
 from contactd.storage.keyspace import SiteKeys
 from contactd.storage.tables import bot_faqs as t
+from contactd.tasks import every
 
 log = logging.getLogger(__name__)
 
@@ -238,12 +239,7 @@ class KnowledgeBase:
         return len(counts)
 
     async def run_flusher(self, interval_s: float = 5.0) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.flush_counts()
-            except Exception:
-                log.exception("moving FAQ usage counters to SQL failed")
+        await every(interval_s, self.flush_counts, "moving FAQ usage counters to SQL")
 
     async def _changed(self) -> None:
         self._version = None

@@ -13,7 +13,6 @@ case module opens at most one ticket per request however often it is asked.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from datetime import datetime
@@ -28,6 +27,7 @@ from contactd.clock import Clock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.storage.db import write_transaction
 from contactd.storage.tables import bot_requests as t
+from contactd.tasks import every
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_MS = 30_000  # a pending request this old is tried again (the first try is done)
@@ -149,12 +149,7 @@ class SelfServiceRequests:
         return len(rows)
 
     async def run_retries(self) -> None:
-        while True:
-            await asyncio.sleep(RETRY_EVERY_S)
-            try:
-                await self.retry_pending()
-            except Exception:
-                log.exception("retrying the bot requests' tickets failed")
+        await every(RETRY_EVERY_S, self.retry_pending, "retrying the bot requests' tickets")
 
     async def search(
         self,
