@@ -66,8 +66,10 @@ from contactd.monitor.definitions import rules_of
 from contactd.monitor.wiring import monitor_ctx
 from contactd.realtime.presence import CustomerPresence
 from contactd.realtime.server import build_realtime, make_server, running
+from contactd.routing.events import AnyRoutingEvent
 from contactd.routing.service import RoutingEngine
 from contactd.routing.sweeper import Sweeper
+from contactd.sessions.events import MessageCreated
 from contactd.sessions.messages import MessageLog
 from contactd.sessions.recorder import SessionRecorder
 from contactd.sessions.service import SessionService
@@ -141,14 +143,14 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         return names[agent_id]
 
     recorder = SessionRecorder(sessions, app[DIRECTORY], bus, agent_name, app[CASE_POP])
-    unsubscribe = bus.subscribe(recorder.on_event)
+    unsubscribe = bus.subscribe(recorder.on_event, *SessionRecorder.EVENTS)
     customers = CustomerPresence(
         app[REDIS], app[ENGINE].keys, clock, settings, app[ENGINE], sessions
     )
     timeouts = ChatTimeouts(
         app[REDIS], app[ENGINE].keys, clock, settings, sessions, app[ENGINE], bus
     )
-    unsubscribe_timeouts = bus.subscribe(timeouts.on_event)
+    unsubscribe_timeouts = bus.subscribe(timeouts.on_event, MessageCreated)
     timeouts_task = asyncio.create_task(timeouts.run(), name="chat-timeouts")
     rt = build_realtime(
         app[SIO],
@@ -214,7 +216,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[BUS] = Bus()
     app[METRICS] = Metrics(rules_of(settings))  # --- monitor: SL rules ---
     app[DRAINING] = [False]
-    app[BUS].subscribe(app[METRICS].observe)
+    app[BUS].subscribe(app[METRICS].observe, AnyRoutingEvent)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(database_ctx)
     app[CASE_POP] = CasePop()  # --- cases ---

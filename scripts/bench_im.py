@@ -1421,8 +1421,11 @@ def start_py_spy(
     if exe is None:
         progress_line("py-spy is not installed: no sampling profile")
         return None
+    cmd = [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    if args.py_spy_gil:
+        cmd += ["--gil", "--threads"]
     return subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "-o", args.py_spy],
+        [*cmd, "-o", args.py_spy],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -1678,6 +1681,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["connect", "throughput", "latency"],
         default="throughput",
         help="the phase --py-spy samples (throughput)",
+    )
+    ap.add_argument(
+        "--py-spy-gil",
+        action="store_true",
+        help="--py-spy samples only the thread holding the GIL (where the CPU goes), by thread",
     )
     ap.add_argument(
         "--server-cprofile", metavar="FILE", help="run the contactd server under cProfile"

@@ -407,6 +407,10 @@ def count_instructions(
             )
         )
         failed += failed_box[0]
+        if args.callgrind_keep:  # the measured window's profile, for callgrind_annotate
+            keep = Path(args.callgrind_keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f"{out}.{dumps}", keep / f"{name}.callgrind")
     finally:
         stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -505,6 +509,12 @@ def main() -> None:
     )
     ap.add_argument(
         "--server-cprofile", metavar="FILE", help="diagnosis: run contactd under cProfile"
+    )
+    ap.add_argument(
+        "--callgrind-keep",
+        metavar="DIR",
+        help="with --instructions: keep each server's callgrind profile of the measured "
+        "window in DIR (<server>.callgrind, for callgrind_annotate)",
     )
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -122,3 +122,26 @@ async def test_a_redis_that_never_answers_times_out_and_the_next_round_trip_reco
             writer.close()
         server.close()
         await client.aclose()
+
+
+async def test_replies_longer_than_one_socket_read_arrive_whole_and_in_order(
+    redis_url: str, site: str
+) -> None:
+    """Replies are read off the parser as the socket delivers them: a reply split across
+    reads, and hundreds of replies in one round trip, come back whole and in order."""
+    client = connect(redis_url)
+    pipe = AutoPipeline(client)
+    big, key = "界" * 200_000, f"cd:{{{site}}}:ap-big"  # 600 KB of UTF-8: several reads
+    small = [f"cd:{{{site}}}:ap-{i}" for i in range(300)]
+    try:
+        await pipe.many([("SET", key, big), *[("SET", k, k) for k in small]])
+        replies = await pipe.many(
+            [("GET", key), *[("GET", k) for k in small], ("STRLEN", key), ("GET", key + "-no")]
+        )
+        assert replies[0] == big.encode()
+        assert replies[1:301] == [k.encode() for k in small]
+        assert replies[301:] == [len(big.encode()), None]
+    finally:
+        await client.delete(key, *small)
+        await pipe.aclose()
+        await client.aclose()

@@ -8,6 +8,7 @@ import json
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from contactd import fastjson
 from contactd.api.edge import (
     error_response,
     json_model,
@@ -36,8 +37,12 @@ REPEATED_HEADER = "X-Contactd-Repeated"
 
 
 def _json_answer(event: IvrEvent, instruction: Instruction) -> StoredAnswer:
-    body = IvrAnswer(event_id=event.id, call_id=event.call_id, instruction=instruction)
-    return StoredAnswer(200, "application/json", body.model_dump_json())
+    """An ``IvrAnswer``'s JSON, written around the instruction's own (building the answer
+    model checks the instruction against the union of instructions again, per webhook)."""
+    event_id, call_id = fastjson.dumps(event.id), fastjson.dumps(event.call_id)
+    body = f'{{"event_id":{event_id},"call_id":{call_id},"instruction":'
+    body += instruction.model_dump_json() + "}"
+    return StoredAnswer(200, "application/json", body)
 
 
 def _json_error(exc: ContactdError) -> StoredAnswer:

@@ -66,7 +66,7 @@ async def compensation_running(
                 payouts.wake.set()
                 outbox.wake.set()
 
-        unsubscribe = bus.subscribe(wake)
+        unsubscribe = bus.subscribe(wake, PayoutsDue)
         tasks = (
             [
                 asyncio.create_task(payouts.run(), name="compensation-payouts"),

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from contactd.cases.compensation_app import compensation_running
+from contactd.cases.compensation_events import CompensationChanged
 from contactd.cases.compensation_metrics import CompensationMetrics
 from contactd.keys import (
     AUDIT,
@@ -27,7 +28,8 @@ async def compensation_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, bus = app[SETTINGS], app[BUS]
     unsubscribe = realtime.install(app[SIO], settings, app[METRICS], app[AUTH], bus)
     unsubscribe_metrics = bus.subscribe(
-        CompensationMetrics(app[METRICS].registry, app[METRICS].payouts).observe
+        CompensationMetrics(app[METRICS].registry, app[METRICS].payouts).observe,
+        CompensationChanged,
     )
     async with compensation_running(
         settings, app[DB], app[CLOCK], bus, app[AUDIT], app[DIRECTORY]

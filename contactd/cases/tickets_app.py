@@ -86,7 +86,7 @@ async def tickets_context(app: web.Application) -> AsyncIterator[None]:
     app[CASE_POP].providers["tickets"] = tickets.screen_pop
     app[CASE_POP].providers.setdefault("compensations", compensations_provider(app[DB]))
     listeners = TicketListeners(app[SIO], tickets)
-    unsubscribe = app[BUS].subscribe(listeners.on_event)
+    unsubscribe = app[BUS].subscribe(listeners.on_event, *TicketListeners.EVENTS)
     task = asyncio.create_task(
         _stall_loop(tickets, app[SETTINGS].tickets.stall_check_s), name="ticket-stalls"
     )

@@ -15,6 +15,7 @@ from contactd.monitor.reports import Reports
 from contactd.monitor.service import Monitor
 from contactd.monitor.store import EventRecorder, MonitorRepository
 from contactd.realtime.supervisor import SupervisorNamespace
+from contactd.routing.events import AnyRoutingEvent
 from contactd.tasks import stop_tasks
 
 
@@ -30,7 +31,7 @@ async def monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[MONITOR] = monitor
     app[ENGINE].observe_call = app[METRICS].routing_call
-    unsubscribe = app[BUS].subscribe(recorder.on_event)
+    unsubscribe = app[BUS].subscribe(recorder.on_event, AnyRoutingEvent)
     namespace = app[SIO].namespace_handlers.get("/supervisor")
     if isinstance(namespace, SupervisorNamespace):
         namespace.attach(monitor)

@@ -55,4 +55,4 @@ def install_bot_realtime(
                 namespace="/customer",
             )
 
-    return bus.subscribe(on_event)
+    return bus.subscribe(on_event, BotPrompted)

@@ -67,6 +67,8 @@ class ReviewNamespace(Namespace):
 
 
 class CompensationListeners:
+    EVENTS = (CompensationChanged, CustomerNotified)  # what on_event handles
+
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
 
@@ -112,4 +114,4 @@ def install(
 ) -> Callable[[], None]:
     """Register ``/review`` and the listeners; returns the unsubscribe."""
     sio.register_namespace(ReviewNamespace(settings, metrics, auth))
-    return bus.subscribe(CompensationListeners(sio).on_event)
+    return bus.subscribe(CompensationListeners(sio).on_event, *CompensationListeners.EVENTS)

@@ -19,6 +19,8 @@ _MOVES = frozenset({"create", "claim", "assign", "dispatch", "transfer"})
 
 
 class TicketListeners:
+    EVENTS = (TicketChanged, TicketUrged, TicketStalled)  # what on_event handles
+
     def __init__(self, sio: socketio.AsyncServer, tickets: TicketService) -> None:
         self.sio = sio
         self.tickets = tickets

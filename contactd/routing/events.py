@@ -20,6 +20,9 @@ class _Event(BaseModel):
     at: int  # ms since the epoch
 
 
+AnyRoutingEvent = _Event  # the base of every routing event (a bus subscription to all)
+
+
 class ContactEnqueued(_Event):
     type: Literal["contact.enqueued"]
     contact_id: str

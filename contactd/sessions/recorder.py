@@ -37,6 +37,8 @@ _END_REASONS = {"resolved", "customer_left", "timeout", "agent_ended", "transfer
 
 
 class SessionRecorder:
+    EVENTS = _MOVES_SESSIONS  # what on_event handles
+
     def __init__(
         self,
         sessions: SessionService,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, Unpack
@@ -81,6 +82,7 @@ class SessionService:
         # or stored a message for (possibly stale: see ``recent``)
         self._recent: OrderedDict[str, SessionRecord] = OrderedDict()
         self._rates: dict[str, tuple[int, float | None]] = {}  # queue → (measured at, per s)
+        self._rates_running: dict[str, asyncio.Future[float | None]] = {}
 
     def _remember(self, record: SessionRecord) -> SessionRecord:
         self._recent[record.id] = record
@@ -298,6 +300,16 @@ class SessionService:
         memo = self._rates.get(queue_id)
         if memo is not None and now - memo[0] < _RATE_MEMO_MS:
             return memo[1]
+        # one measurement at a time per queue: the calls arriving while it runs share it
+        # (else every call in flight when the memo ran out measured again)
+        running = self._rates_running.get(queue_id)
+        if running is None:
+            running = asyncio.ensure_future(self._measure_rate(queue_id, now))
+            self._rates_running[queue_id] = running
+            running.add_done_callback(lambda _: self._rates_running.pop(queue_id, None))
+        return await asyncio.shield(running)
+
+    async def _measure_rate(self, queue_id: str, now: int) -> float | None:
         window = 15 * 60 * 1000
         key = self.keys.dequeues(queue_id)
         async with self.redis.pipeline(transaction=False) as pipe:

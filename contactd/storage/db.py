@@ -25,6 +25,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from contactd import fastjson
+
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # other processes' writers
@@ -39,11 +41,13 @@ async def open_database(url: str, *, connect_args: Mapping[str, Any] | None = No
     parsed = make_url(url)
     args = dict(connect_args or {})
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, connect_args=args, pool_pre_ping=True)
+        return create_async_engine(
+            parsed, connect_args=args, pool_pre_ping=True, json_serializer=fastjson.dumps
+        )
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
-    engine = create_async_engine(parsed, connect_args=args)
+    engine = create_async_engine(parsed, connect_args=args, json_serializer=fastjson.dumps)
     _configure_sqlite(engine.sync_engine)
     return engine
 
@@ -151,7 +155,7 @@ def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
         or database.startswith("file:")
     ):
         return None
-    sync = create_engine(url.set(drivername="sqlite"))
+    sync = create_engine(url.set(drivername="sqlite"), json_serializer=fastjson.dumps)
     _configure_sqlite(sync)
     return sync
 

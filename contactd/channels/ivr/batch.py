@@ -48,10 +48,18 @@ class Batcher(Generic[In, Out]):
     async def submit(self, item: In) -> Out:
         if self._task is None:
             return (await self.work([item]))[0]
+        return await self.later(item)
+
+    def later(self, item: In) -> asyncio.Future[Out]:
+        """``item``'s answer as a future, the item queued for the next batch now: work that
+        starts beside something else without a task of its own. Cancelling the future
+        drops the answer (the item is still looked at). While not started: a task."""
+        if self._task is None:
+            return asyncio.ensure_future(self.submit(item))
         done: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
         self._wake.set()
-        return await done
+        return done
 
     async def _run(self) -> None:
         while True:

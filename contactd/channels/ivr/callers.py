@@ -3,6 +3,7 @@ arriving together in one query (``Directory.customers_by_phone``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from contactd.channels.ivr.batch import Batcher
@@ -17,6 +18,10 @@ class CallerLookup:
 
     async def customer(self, phone: str) -> Customer | None:
         return await self.batch.submit(phone)
+
+    def later(self, phone: str) -> asyncio.Future[Customer | None]:
+        """The look-up started now, its answer a future (``Batcher.later``)."""
+        return self.batch.later(phone)
 
     async def _find(self, phones: Sequence[str]) -> list[Customer | None]:
         found = await self.directory.customers_by_phone(phones)

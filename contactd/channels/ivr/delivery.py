@@ -89,7 +89,7 @@ def _new_call(
     return NewCall(state, claim.created, number)
 
 
-def _drop(task: asyncio.Task[Any] | None) -> None:
+def _drop(task: asyncio.Future[Any] | None) -> None:
     """Cancel a look-up nobody will wait for (its error, if any, is not logged)."""
     if task is not None and not task.done():
         task.cancel()

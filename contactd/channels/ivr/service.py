@@ -138,12 +138,13 @@ class IvrService:
             self.cfg.paths.get(e.ivr_path) if e.ivr_path else None
         )
 
-    def look_up_caller(self, event: IvrEvent) -> asyncio.Task[Customer | None] | None:
+    def look_up_caller(self, event: IvrEvent) -> asyncio.Future[Customer | None] | None:
         """A call.incoming's caller look-up, started now: a read, so it may run beside the
-        event's claim (and be dropped when the event turns out to be a repeat)."""
+        event's claim (and be dropped when the event turns out to be a repeat). Queued for
+        the look-ups' next batch, no task of its own; ``handle`` takes it."""
         if not isinstance(event, CallIncoming):
             return None
-        return asyncio.ensure_future(self._customer(event.caller))
+        return self.callers.later(event.caller)
 
     def _call_state(self, e: CallIncoming) -> CallState:
         return CallState(
@@ -163,7 +164,7 @@ class IvrService:
         number = None
         if new_call is not None:
             state, created, number = new_call
-            customer = await (caller if caller is not None else self._customer(e.caller))
+            customer = await self._customer(e.caller, caller)
         else:  # claim the call and look the caller up at the same time
             state = self._call_state(e)
             made, customer = await asyncio.gather(
@@ -186,9 +187,13 @@ class IvrService:
         await self.store.save(state)
         return self._main(greeting)
 
-    async def _customer(self, phone: str) -> Customer | None:
+    async def _customer(
+        self, phone: str, started: Awaitable[Customer | None] | None = None
+    ) -> Customer | None:
+        """The caller (None when unknown or the directory is down); ``started``: its
+        look-up, under way already (``look_up_caller``)."""
         try:
-            return await self.callers.customer(phone)
+            return await (started if started is not None else self.callers.customer(phone))
         except ContactdError:
             log.warning("directory unavailable: call from %s not identified", phone[-4:])
             return None

@@ -6,7 +6,6 @@ Headers: ``X-Contactd-Timestamp`` (unix seconds) and ``X-Contactd-Signature: v1=
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 
@@ -18,8 +17,8 @@ SIGNATURE_HEADER = "X-Contactd-Signature"
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The signature header value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
+    # (hmac.digest: the one-shot C function, no HMAC object per webhook)
+    return "v1=" + hmac.digest(secret.encode(), b"%d.%s" % (timestamp, body), "sha256").hex()
 
 
 def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
@@ -30,6 +29,21 @@ _WAIT_FOR_TWIN_S = 5.0
 
 def _lua(name: str) -> str:
     return (resources.files("contactd.channels.ivr") / f"{name}.lua").read_text("utf-8")
+
+
+class _Deferring:
+    """``IvrStore.deferring``'s context (a class: a generator-based context manager costs
+    several times more, and every webhook enters one)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> dict[str, str]:
+        pending: dict[str, str] = {}
+        self._token = _DEFERRED.set(pending)
+        return pending
+
+    def __exit__(self, *_exc: object) -> None:
+        _DEFERRED.reset(self._token)
 
 
 @dataclass(frozen=True)
@@ -118,17 +132,10 @@ class IvrStore:
             nonce = None  # our own nonce is recorded already
             await asyncio.sleep(0.02)
 
-    @contextmanager
-    def deferring(self) -> Iterator[dict[str, str]]:
+    def deferring(self) -> _Deferring:
         """Within: ``save`` keeps the calls' states to be written with the event's answer
         (``finish``, one round trip) or by ``write``."""
-        token = _DEFERRED.set({})
-        try:
-            pending = _DEFERRED.get()
-            assert pending is not None
-            yield pending
-        finally:
-            _DEFERRED.reset(token)
+        return _Deferring()
 
     async def finish(
         self, event_id: str, digest: str, answer: StoredAnswer, states: Mapping[str, str] = _NONE
