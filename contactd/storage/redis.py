@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,11 @@ class _HiredisPacking(AbstractConnection):
             return [hiredis.pack_command(args)]
         except TypeError as exc:
             raise DataError(str(exc)) from exc
+
+    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+        """A pipeline's commands as one buffer: each packs to one piece here, so
+        redis-py's loop sorting pieces into buffers by size has nothing to do but cost."""
+        return [b"".join([self.pack_command(*cmd)[0] for cmd in commands])]
 
 
 class _TcpConnection(_HiredisPacking, Connection):
