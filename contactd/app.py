@@ -20,7 +20,7 @@ from contactd.api import (  # noqa: F401  (registers the routes)
     routes_routing,
     routes_twilio,
 )
-from contactd.api.edge import errors_middleware, metrics_middleware
+from contactd.api.edge import edge_middleware
 from contactd.api.registry import api
 from contactd.api.routes_im import install_im
 from contactd.api.routes_ops import install_ops
@@ -208,7 +208,7 @@ async def _start_draining(app: web.Application) -> None:
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, errors_middleware],
+        middlewares=[edge_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -10,6 +10,8 @@ figures, which every worker reads from the same Redis, from the latest scrape)."
 from __future__ import annotations
 
 import os
+import weakref
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,14 +35,81 @@ _CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0
 def child(metric: Any, *values: str) -> Any:
     """``metric.labels(*values)``, remembered on the metric: the hot paths (every request,
     every routing event) skip prometheus_client's validation and lock for a label set it
-    has seen. Label sets are bounded by design here (queues, routes, outcomes)."""
+    has seen. Label sets are bounded by design here (queues, routes, outcomes).
+
+    In one process, a counter's or histogram's child is a tally kept in plain numbers
+    and added to the real one when the metrics are rendered (``flush_tallies``): an
+    increment is then an addition, not prometheus_client's lock, checks and per-bucket
+    loop, on every request and routing call. Among workers (multiprocess mode, where
+    each worker's values live in its file for the others to read) the real child."""
     children: dict[tuple[str, ...], Any] | None = metric.__dict__.get("_contactd_children")
     if children is None:
         children = metric.__dict__["_contactd_children"] = {}
     found = children.get(values)
     if found is None:
-        found = children[values] = metric.labels(*values)
+        found = metric.labels(*values)
+        if not os.environ.get(MULTIPROC_DIR):
+            if isinstance(metric, Counter):
+                found = _CountTally(found)
+            elif isinstance(metric, Histogram):
+                found = _ObserveTally(found)
+        children[values] = found
     return found
+
+
+_TALLIES: weakref.WeakSet[_CountTally | _ObserveTally] = weakref.WeakSet()
+
+
+def flush_tallies() -> None:
+    """Add what every tally kept since the last flush to its real child (on the event
+    loop: tallies are not locked)."""
+    for tally in list(_TALLIES):
+        tally.flush()
+
+
+class _CountTally:
+    __slots__ = ("__weakref__", "pending", "real")
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.pending = 0.0
+        _TALLIES.add(self)
+
+    def inc(self, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError("counters can only be incremented by non-negative amounts")
+        self.pending += amount
+
+    def flush(self) -> None:
+        if self.pending:
+            pending, self.pending = self.pending, 0.0
+            self.real.inc(pending)
+
+
+class _ObserveTally:
+    __slots__ = ("__weakref__", "bounds", "counts", "real", "total")
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.bounds: list[float] = list(real._upper_bounds)  # (the last one is +Inf)
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+        _TALLIES.add(self)
+
+    def observe(self, amount: float) -> None:
+        # the bucket prometheus_client's observe picks: the first bound >= amount
+        self.counts[bisect_left(self.bounds, amount)] += 1
+        self.total += amount
+
+    def flush(self) -> None:
+        if not any(self.counts):
+            return
+        counts, self.counts = self.counts, [0] * len(self.bounds)
+        total, self.total = self.total, 0.0
+        self.real._sum.inc(total)
+        for bucket, n in zip(self.real._buckets, counts, strict=True):
+            if n:
+                bucket.inc(n)
 
 
 class Metrics:
@@ -259,6 +328,7 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition: this process's registry, or every worker's values when the
         process is one of several (``PROMETHEUS_MULTIPROC_DIR``)."""
+        flush_tallies()
         shared = os.environ.get(MULTIPROC_DIR)
         if shared:
             registry = CollectorRegistry()

@@ -72,3 +72,42 @@ async def test_metrics_pass_promtool_and_keep_labels_bounded(make_floor: MakeFlo
     used = set(re.findall(r"contactd_[a-z_]+", json.dumps(json.loads(DASHBOARD.read_text()))))
     exposed = set(re.findall(r"^(contactd_[a-z_]+)", text, re.M))
     assert used and used <= exposed, used - exposed
+
+
+def test_tallied_counters_and_histograms_render_as_prometheus_would() -> None:
+    """The hot paths count into plain-number tallies that are added in when /metrics is
+    rendered: the exposition is the same as prometheus_client's own counting."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from contactd.metrics import Metrics, child
+
+    m = Metrics()
+    reference = Histogram(
+        "contactd_http_request_duration_seconds",
+        "reference",
+        ["route"],
+        registry=CollectorRegistry(),
+        buckets=m.http_seconds._upper_bounds,
+    )
+    samples = [0.0001, 0.005, 0.0051, 0.3, 0.3, 2.5, 9.0, 100.0]
+    for n, seconds in enumerate(samples):
+        child(m.http_requests, "/x", "GET", "200").inc()
+        child(m.http_seconds, "/x").observe(seconds)
+        reference.labels("/x").observe(seconds)
+        if n == 3:  # a render midway: what was counted so far is in, nothing twice
+            assert 'contactd_http_requests_total{method="GET",route="/x",status="200"} 4.0' in (
+                m.render().decode()
+            )
+
+    def series(text: str) -> list[str]:
+        return [
+            line
+            for line in text.splitlines()
+            if line.startswith("contactd_http_request_duration_seconds_") and "_created" not in line
+        ]
+
+    ours = m.render().decode()
+    assert series(ours) == series(generate_latest(reference).decode())
+    assert 'contactd_http_requests_total{method="GET",route="/x",status="200"} 8.0' in ours
+    with pytest.raises(ValueError):
+        child(m.http_requests, "/x", "GET", "200").inc(-1)

@@ -45,46 +45,53 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except ContactdError as exc:
-        return web.json_response(exc.body(), status=exc.status)
-    except ValidationError as exc:
-        return error_response(
-            422,
-            ErrorCode.validation_failed,
-            "the request is not valid",
-            problems=validation_details(exc),
-        )
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, ErrorCode.bad_request)
-        return error_response(exc.status, code, exc.reason or code.value)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error; it has been logged")
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def edge_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every request: an error becomes its JSON answer (``error_answer``), and the request
+    is counted and timed by route template. One middleware for both: each is a coroutine
+    wrapped around every request."""
     start = time.perf_counter()
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else "unmatched"
     status = 500
     try:
         response: web.StreamResponse = await handler(request)
-        status = response.status
-        return response
     except web.HTTPException as exc:
-        status = exc.status
+        if exc.status < 400:  # a redirect: aiohttp answers it
+            _count(request, exc.status, start)
+            raise
+        response = error_answer(request, exc)
+    except Exception as exc:
+        response = error_answer(request, exc)
+    except BaseException:  # cancelled (the client went away): counted as unanswered
+        _count(request, status, start)
         raise
-    finally:
-        metrics = request.app[METRICS]
-        child(metrics.http_requests, template, request.method, str(status)).inc()
-        child(metrics.http_seconds, template).observe(time.perf_counter() - start)
+    _count(request, response.status, start)
+    return response
+
+
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The JSON answer to an error a handler raised."""
+    match exc:
+        case ContactdError():
+            return web.json_response(exc.body(), status=exc.status)
+        case ValidationError():
+            return error_response(
+                422,
+                ErrorCode.validation_failed,
+                "the request is not valid",
+                problems=validation_details(exc),
+            )
+        case web.HTTPException():
+            code = _HTTP_CODES.get(exc.status, ErrorCode.bad_request)
+            return error_response(exc.status, code, exc.reason or code.value)
+    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal", "internal error; it has been logged")
+
+
+def _count(request: web.Request, status: int, start: float) -> None:
+    route = request.match_info.route.resource
+    template = route.canonical if route is not None else "unmatched"
+    metrics = request.app[METRICS]
+    child(metrics.http_requests, template, request.method, str(status)).inc()
+    child(metrics.http_seconds, template).observe(time.perf_counter() - start)
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:

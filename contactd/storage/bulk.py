@@ -43,26 +43,28 @@ def _has_defaults(table: sa.Table) -> bool:
 
 
 @cache
-def _bind_processors(sql: RowsSql, dialect: Dialect) -> tuple[Any, ...]:
-    return tuple(c.type.dialect_impl(dialect).bind_processor(dialect) for c in sql.columns)
+def _binders(sql: RowsSql, dialect: Dialect) -> tuple[tuple[str, Any], ...]:
+    """Each parameter's key and its column's bind processor (None: the value as it is)."""
+    procs = (c.type.dialect_impl(dialect).bind_processor(dialect) for c in sql.columns)
+    return tuple(zip(sql.keys, procs, strict=True))
 
 
 def sqlite_rows(conn: Connection, sql: RowsSql, rows: list[dict[str, Any]]) -> None:
-    """Run ``sql`` with ``rows`` as its VALUES, as few statements as the limit allows. Every
-    row has every key (``None`` for SQL NULL)."""
+    """Run ``sql`` with ``rows`` as its VALUES, as few statements as the limit allows (a
+    key a row leaves out is SQL NULL)."""
     if not rows:
         return
-    procs = _bind_processors(sql, conn.dialect)
+    binders = _binders(sql, conn.dialect)
     width = len(sql.keys)
     one = "(" + ", ".join("?" * width) + ")"
     per = MAX_VARIABLES // width
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
-        params: list[Any] = []
-        for row in chunk:
-            for key, proc in zip(sql.keys, procs, strict=True):
-                value = row[key]
-                params.append(proc(value) if proc is not None else value)
+        params = [
+            row.get(key) if proc is None else proc(row.get(key))
+            for row in chunk
+            for key, proc in binders
+        ]
         # straight to the driver: SQLAlchemy's execution context, events and result set-up
         # cost about as much as SQLite's own work for a batch of a few rows
         driver_execute(conn, sql.head + ", ".join([one] * len(chunk)) + sql.tail, params)
@@ -74,8 +76,7 @@ def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     if not rows:
         return
     if conn.dialect.name == "sqlite" and not _has_defaults(table):
-        sql = insert_sql(table)
-        sqlite_rows(conn, sql, [{k: row.get(k) for k in sql.keys} for row in rows])
+        sqlite_rows(conn, insert_sql(table), rows)
     else:
         conn.execute(sa.insert(table), rows)
 
