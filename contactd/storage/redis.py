@@ -55,10 +55,9 @@ class _HiredisPacking(AbstractConnection):
     (str as UTF-8, int and float by their repr); anything else is a DataError, as before."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str):
-            args = tuple(args[0].encode().split()) + args[1:]
-        elif b" " in args[0]:
-            args = tuple(args[0].split()) + args[1:]
+        first = args[0]
+        if (" " if isinstance(first, str) else b" ") in first:  # e.g. "SCRIPT LOAD"
+            args = tuple(first.split()) + args[1:]
         if not _SPECIAL.isdisjoint(map(type, args)):  # (C speed: every command comes here)
             for a in args:
                 if isinstance(a, bool):
