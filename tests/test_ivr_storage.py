@@ -36,7 +36,7 @@ async def test_sessions_of_calls_arriving_together_share_a_commit(
     opener = SessionOpener(sessions)
     opener.batch.start()
     try:
-        records = await asyncio.gather(
+        ids = await asyncio.gather(
             *(
                 opener.open(
                     channel="voice",
@@ -51,16 +51,16 @@ async def test_sessions_of_calls_arriving_together_share_a_commit(
         )
     finally:
         await opener.batch.stop()
-    assert len({r.id for r in records}) == 40
-    for r in records:  # what the caller was given is what is stored
-        stored = await sessions.get(r.id)
-        assert stored == r
+    assert len(set(ids)) == 40
+    for n, sid in enumerate(ids):  # each caller was given its own stored session
+        stored = await sessions.get(sid)
+        assert stored.customer_phone == f"1390000{n:04d}" and stored.meta == {"call_id": f"CA{n}"}
         assert stored.channel == "voice" and stored.state == "queued" and stored.agents == []
     # not started (a tool): still stored, one transaction of its own
     lone = await SessionOpener(sessions).open(
         channel="voice", entry_point="phone", queue_id="phone", visitor_id=None
     )
-    assert (await sessions.get(lone.id)).id == lone.id
+    assert (await sessions.get(lone)).id == lone
 
 
 async def test_call_record_and_callback_are_written_once(db: AsyncEngine) -> None:

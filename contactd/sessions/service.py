@@ -239,10 +239,11 @@ class SessionService:
             )
         return stored.message
 
-    async def system_message(self, session: SessionRecord, key: str, text: str) -> Message:
+    async def system_message(self, session: SessionRecord | str, key: str, text: str) -> Message:
+        """A system note in ``session`` (a record or its id), once per ``key``."""
         return await self.post(
             NewMessage(
-                session_id=session.id,
+                session_id=session if isinstance(session, str) else session.id,
                 client_msg_id=f"sys.{key}".replace("~", "-")[:64],
                 sender=Sender(type="system", name="系统 System"),
                 kind="event",

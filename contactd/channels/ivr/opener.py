@@ -9,30 +9,28 @@ from collections.abc import Sequence
 from typing import Unpack
 
 from contactd.channels.ivr.batch import Batcher
-from contactd.sessions.models import SessionRecord
 from contactd.sessions.service import NewSession, SessionService
 from contactd.storage.bulk import insert_rows
 from contactd.storage.db import SqlLane
 from contactd.storage.tables import service_sessions
 
 _Item = tuple[str | None, NewSession]
-_EMPTY = {name: None for name in SessionRecord.model_fields}
 
 
 class SessionOpener:
     def __init__(self, sessions: SessionService) -> None:
         self.sessions = sessions
         self.lane = SqlLane(sessions.engine, "ivr-sessions")
-        self.batch: Batcher[_Item, SessionRecord] = Batcher(self._store, "ivr-session-writer")
+        self.batch: Batcher[_Item, str] = Batcher(self._store, "ivr-session-writer")
 
-    async def open(self, number: str | None = None, **fields: Unpack[NewSession]) -> SessionRecord:
-        """The stored session; ``number``: its service number when the call has one already
-        (``SessionService.number_counter``), else one is taken now."""
+    async def open(self, number: str | None = None, **fields: Unpack[NewSession]) -> str:
+        """The stored session's id; ``number``: its service number when the call has one
+        already (``SessionService.number_counter``), else one is taken now."""
         return await self.batch.submit((number, fields))
 
-    async def _store(self, batch: Sequence[_Item]) -> list[SessionRecord]:
+    async def _store(self, batch: Sequence[_Item]) -> list[str]:
         missing = sum(1 for number, _ in batch if number is None)
         fresh = iter(await self.sessions.next_numbers(missing) if missing else ())
         rows = [self.sessions.row(n or next(fresh), **f) for n, f in batch]
         await self.lane.write(lambda conn: insert_rows(conn, service_sessions, rows))
-        return [SessionRecord.model_validate({**_EMPTY, **row}) for row in rows]
+        return [row["id"] for row in rows]

@@ -333,7 +333,7 @@ class IvrService:
         self, state: CallState, queue_id: str, prefix: str, number: str | None = None
     ) -> Instruction:
         """``number``: the session's service number, when the call took one already."""
-        record = await self.opener.open(
+        sid = await self.opener.open(
             number,
             channel="voice",
             entry_point="phone",
@@ -345,23 +345,23 @@ class IvrService:
             order_no=state.meta.get("order_no"),
             meta={"call_id": state.call_id, "dialled": state.dialled, "ivr_path": state.ivr_path},
         )
-        state.session_id, state.queue_id = record.id, queue_id
+        state.session_id, state.queue_id = sid, queue_id
         if state.log:  # before the offer, so the agent's screen-pop has what the IVR did
-            await self.sessions.system_message(record, "ivr", self._transcript(state))
+            await self.sessions.system_message(sid, "ivr", self._transcript(state))
         priority = self.settings.im.vip_priority if state.vip else 0
         try:
             contact = await self.routing.enqueue(
                 queue_id,
                 priority=priority,
-                contact_id=record.id,
-                meta={"session": record.id, "call": state.call_id},
+                contact_id=sid,
+                meta={"session": sid, "call": state.call_id},
             )
         except ContactdError as exc:
             if exc.code != ErrorCode.queue_full:
                 raise
             # never queued: the session records the call that was asked for a message
             await self.sessions.change(
-                record.id, state="ended", ended_at=self.clock.now_ms(), end_reason="left_message"
+                sid, state="ended", ended_at=self.clock.now_ms(), end_reason="left_message"
             )
             state.voicemail_reason, state.outcome = "queue_full", "abandoned"
             await self.store.save(state)
@@ -372,7 +372,7 @@ class IvrService:
         wait = await self.sessions.queue_wait_estimate(queue_id, position)
         return Enqueue(
             queue_id=queue_id,
-            session_id=record.id,
+            session_id=sid,
             position=position,
             estimated_wait_s=wait,
             text=prefix + ss.queued_text(self.t, position, wait),
