@@ -19,6 +19,14 @@ message), and every node — the sender too — reads and parses every publicati
   upstream's recursive ``functools.reduce`` over lists built at every level, which was 5–8 %
   of the server's time under load (``Packet``, used for every packet, and ``emit``).
 
+- a node that hears no other node publishes nothing: every node announces itself on the
+  channel every ``_HEARTBEAT_S``; one that has heard no other for ``_PEER_TTL_S`` (and
+  has been up that long) keeps its emits to itself — most sites run one process, which
+  then skips a PUBLISH per flush and reading its own batches back. When a node is heard
+  again (one starting, one whose Redis link came back), the emits of the last
+  ``_REPLAY_S`` are published for it, so a socket that joined a room on it in the moment
+  before it was heard gets what was emitted there meanwhile.
+
 Delivery stays best-effort, as it is upstream: messages are stored before they are
 emitted, and a client that missed some asks for them (``sync`` with its last ``seq``).
 Nodes of one site must all run this manager (they read each other's batches)."""
@@ -27,6 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -43,7 +53,11 @@ from contactd.storage.redis import blocking_pool
 log = logging.getLogger(__name__)
 
 _BATCH = "contactd-batch:"  # + sender host id (32 hex) + JSON list of messages
+_HELLO = "contactd-hello:"  # + sender host id: a node subscribed to the channel
 _MAX_BATCH = 500  # messages per publication
+_HEARTBEAT_S = 2.0  # how often a node announces itself
+_PEER_TTL_S = 3 * _HEARTBEAT_S  # a node not heard for this long is gone
+_REPLAY_S = 2.0  # emits kept, while alone, for a node heard again
 
 
 def has_bytes(data: Any) -> bool:
@@ -75,6 +89,58 @@ class FanOut(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._ready = asyncio.Event()
         self.flusher: asyncio.Task[None] | None = None
         self.publisher: Redis | None = None  # see ``publish_through``
+        self.heart: asyncio.Task[None] | None = None  # see ``announce``
+        self._peers: dict[str, float] = {}  # other nodes' host ids → last heard (monotonic)
+        self._heard_self_at: float | None = None  # our own announcement came back: subscribed
+        self._kept: deque[tuple[float, dict[str, Any]]] = deque()  # emits not published
+        self.heartbeat_s, self.peer_ttl_s, self.replay_s = _HEARTBEAT_S, _PEER_TTL_S, _REPLAY_S
+
+    def start(self) -> None:
+        """Subscribe and start announcing this node now (before it serves), rather than
+        at the first socket connection as upstream does."""
+        if not self.server.manager_initialized:
+            self.server.manager_initialized = True
+            self.initialize()
+        if self.heart is None:
+            self.heart = asyncio.get_running_loop().create_task(
+                self._announce_forever(), name="socket-fan-out-heartbeat"
+            )
+
+    async def _announce_forever(self) -> None:
+        while True:
+            client = self.publisher if self.publisher is not None else self.redis
+            # only once subscribed: a node that hears us may send us what it kept at once
+            subscribed = self.pubsub is not None and self.pubsub.subscribed
+            try:
+                if client is not None and subscribed:
+                    await auto_pipeline(client).execute(
+                        "PUBLISH", self.channel, _HELLO + self.host_id
+                    )
+            except Exception as exc:  # Redis away: the listener reconnects; so do we
+                log.debug("fan-out heartbeat not sent: %s", exc)
+            await asyncio.sleep(self.heartbeat_s)
+
+    def alone(self) -> bool:
+        """No other node heard for ``peer_ttl_s``, this one subscribed that long."""
+        now = time.monotonic()
+        if self._heard_self_at is None or now - self._heard_self_at < self.peer_ttl_s:
+            return False
+        return not any(now - at < self.peer_ttl_s for at in self._peers.values())
+
+    def _heard(self, host_id: str) -> None:
+        now = time.monotonic()
+        if host_id == self.host_id:
+            if self._heard_self_at is None:
+                self._heard_self_at = now
+            return
+        was_alone = self.alone()
+        self._peers[host_id] = now
+        if was_alone:  # publish what the newcomer's sockets may have missed
+            recent = [data for at, data in self._kept if now - at < self.replay_s]
+            self._kept.clear()
+            log.info("another node joined the fan-out: %d recent emits sent on", len(recent))
+            for data in recent:
+                self._queue(data)
 
     def publish_through(self, redis: Redis) -> None:
         """Publish with ``redis``'s auto-pipeline (the app's client, on the same Redis): a
@@ -188,6 +254,17 @@ class FanOut(socketio.AsyncRedisManager):  # type: ignore[misc]
         )
 
     async def _publish(self, data: dict[str, Any]) -> None:
+        if self.alone():  # nobody to tell; kept a moment for a node that appears
+            now = time.monotonic()
+            kept = self._kept
+            kept.append((now, data))
+            while kept and now - kept[0][0] > self.replay_s:
+                kept.popleft()
+            return
+        self._kept.clear()
+        self._queue(data)
+
+    def _queue(self, data: dict[str, Any]) -> None:
         self._outbox.append(data)
         self._ready.set()
         if self.flusher is None or self.flusher.done():
@@ -241,12 +318,15 @@ class FanOut(socketio.AsyncRedisManager):  # type: ignore[misc]
     async def _listen(self) -> AsyncIterator[Any]:
         head = len(_BATCH) + len(self.host_id)
         own = (_BATCH + self.host_id).encode()
-        mark = _BATCH.encode()
+        mark, hello = _BATCH.encode(), _HELLO.encode()
         async for data in super()._listen():
             if isinstance(data, bytes) and data.startswith(mark):
                 if not data.startswith(own):
+                    self._heard(data[len(_BATCH) : head].decode())
                     for message in self.json.loads(data[head:]):
                         yield message
+            elif isinstance(data, bytes) and data.startswith(hello):
+                self._heard(data[len(hello) :].decode())
             else:  # a plain python-socketio publication
                 yield data
 

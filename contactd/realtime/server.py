@@ -83,6 +83,8 @@ def build_realtime(
 
 @contextlib.asynccontextmanager
 async def running(rt: Realtime) -> AsyncIterator[None]:
+    if isinstance(rt.sio.manager, FanOut):
+        rt.sio.manager.start()  # subscribed and announced before the first socket
     tasks = [
         asyncio.create_task(rt.agents.run(), name="agent-presence"),
         asyncio.create_task(rt.customers.run(), name="customer-presence"),
@@ -97,7 +99,8 @@ async def running(rt: Realtime) -> AsyncIterator[None]:
         await rt.sio.shutdown()
         manager = rt.sio.manager
         # the Redis pub/sub listener, and our publisher
-        for task in (getattr(manager, "thread", None), getattr(manager, "flusher", None)):
+        for name in ("thread", "flusher", "heart"):
+            task = getattr(manager, name, None)
             if isinstance(task, asyncio.Task):
                 tasks.append(task)
         await stop_tasks(tasks)

@@ -42,12 +42,18 @@ async def open_database(url: str, *, connect_args: Mapping[str, Any] | None = No
     args = dict(connect_args or {})
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(
-            parsed, connect_args=args, pool_pre_ping=True, json_serializer=fastjson.dumps
+            parsed,
+            connect_args=args,
+            pool_pre_ping=True,
+            json_serializer=fastjson.dumps,
+            json_deserializer=fastjson.loads,
         )
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
-    engine = create_async_engine(parsed, connect_args=args, json_serializer=fastjson.dumps)
+    engine = create_async_engine(
+        parsed, connect_args=args, json_serializer=fastjson.dumps, json_deserializer=fastjson.loads
+    )
     _configure_sqlite(engine.sync_engine)
     return engine
 
@@ -155,7 +161,11 @@ def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
         or database.startswith("file:")
     ):
         return None
-    sync = create_engine(url.set(drivername="sqlite"), json_serializer=fastjson.dumps)
+    sync = create_engine(
+        url.set(drivername="sqlite"),
+        json_serializer=fastjson.dumps,
+        json_deserializer=fastjson.loads,
+    )
     _configure_sqlite(sync)
     return sync
 
