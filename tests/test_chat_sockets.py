@@ -327,6 +327,9 @@ async def test_queue_positions_are_pushed_and_move_up(make_chat: MakeChat) -> No
             await wait_for(lambda p=peer, s=sid, e=pos: _position(p, s) == e, 3, f"position {pos}")
     for peer, sid in customers:
         assert all(d["session_id"] == sid for d in peer.got("queue.position"))
+    # a newcomer at the back moves nobody: those ahead were told their place once
+    first_peer = customers[0][0]
+    assert [d["position"] for d in first_peer.got("queue.position")] == [0]
 
     (c1, s1), (c2, s2), (c3, s3) = customers
     await c1.ok("chat.end", {"session_id": s1})

@@ -63,6 +63,8 @@ class SocketListeners:
         self.routing = routing
         self.supervisor = supervisor
         self._dirty_queues: set[str] = set()
+        # queue → session → (position, estimated wait) last pushed to its customer
+        self._told: dict[str, dict[str, tuple[int, int | None]]] = {}
         self._wake = asyncio.Event()
 
     async def on_event(self, event: BaseModel) -> None:
@@ -177,12 +179,18 @@ class SocketListeners:
         if queue is not None and queue.channel == "voice":
             return  # callers have no socket: the IVR's hold loop tells them (voice)
         ids = await self.routing.redis.zrange(self.routing.keys.waiting(queue_id), 0, 499)
+        # only what changed: a newcomer at the back moves nobody, so nobody hears of it
+        # (a reconnecting customer gets its place in the session it syncs)
+        told, self._told[queue_id] = self._told.get(queue_id, {}), {}
         for pos, raw in enumerate(ids):
             contact_id = raw.decode() if isinstance(raw, bytes) else str(raw)
             if not contact_id.startswith("S"):
                 continue
             sid = session_of_contact(contact_id)
             wait = await self.chat.sessions.queue_wait_estimate(queue_id, pos)
+            self._told[queue_id][sid] = (pos, wait)
+            if told.get(sid) == (pos, wait):
+                continue
             await self.sio.emit(
                 "queue.position",
                 {"session_id": sid, "position": pos, "estimated_wait_s": wait},
