@@ -89,7 +89,7 @@ class FanOut(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._ready = asyncio.Event()
         self.flusher: asyncio.Task[None] | None = None
         self.publisher: Redis | None = None  # see ``publish_through``
-        self.heart: asyncio.Task[None] | None = None  # see ``announce``
+        self.heart: asyncio.Task[None] | None = None  # the announcements (``start``)
         self._peers: dict[str, float] = {}  # other nodes' host ids → last heard (monotonic)
         self._heard_self_at: float | None = None  # our own announcement came back: subscribed
         self._kept: deque[tuple[float, dict[str, Any]]] = deque()  # emits not published
