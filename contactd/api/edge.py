@@ -50,7 +50,6 @@ async def edge_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     is counted and timed by route template. One middleware for both: each is a coroutine
     wrapped around every request."""
     start = time.perf_counter()
-    status = 500
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
@@ -61,7 +60,7 @@ async def edge_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     except Exception as exc:
         response = error_answer(request, exc)
     except BaseException:  # cancelled (the client went away): counted as unanswered
-        _count(request, status, start)
+        _count(request, 500, start)
         raise
     _count(request, response.status, start)
     return response
