@@ -458,6 +458,7 @@ class Worker:
         self._got_all = asyncio.Event()
         self.lat_from_ns = 1 << 62
         self.lat_ns: list[int] = []
+        self.lat_sent_ns: list[int] = []  # when each of lat_ns was sent (for --timeline)
         self.errors: list[str] = []
         self._msg_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -485,6 +486,7 @@ class Worker:
             t0 = int(text[1:])
             if t0 >= self.lat_from_ns:
                 self.lat_ns.append(now - t0)
+                self.lat_sent_ns.append(t0)
 
     def _agent_handlers(self, sock_index: int) -> dict[str, Callable[[Any], None]]:
         handlers: dict[str, Callable[[Any], None]] = {"message": self._on_agent_message}
@@ -708,7 +710,7 @@ class Worker:
         total = int((warm_s + secs) * rate)
         n = len(self.customers)
         ack_lat: list[int] = []
-        self.lat_ns = []
+        self.lat_ns, self.lat_sent_ns = [], []
         received0 = self.received
         tasks: list[asyncio.Task[bool]] = []
         await _sleep_until(start_at)
@@ -735,8 +737,10 @@ class Worker:
         results = await asyncio.gather(*tasks)
         await self._drain(sum(results), received0)
         lat, self.lat_ns, self.lat_from_ns = self.lat_ns, [], 1 << 62
+        sent, self.lat_sent_ns = self.lat_sent_ns, []
         return {
             "lat_ns": lat,
+            "lat_sent_ns": sent,
             "ack_ns": ack_lat,
             "sent": total,
             "sent_ok": sum(results),
@@ -1253,12 +1257,43 @@ def run_server_phases(
         f"{res['latency']['server_cpu_ms_per_msg']:.3f} ms per message, main thread "
         f"{cpu_l['server_main_thread_core_share']:.0%} of a core"
     )
+    if args.timeline:
+        write_timeline(args.timeline, name, r)
     errors = list(itertools.chain.from_iterable(x["errors"] for x in r))
     if errors:
         res["client_errors"] = errors[:10]
         progress_line(f"{name}: client errors: {errors[:3]}")
     workers.call("close")
     return res
+
+
+def write_timeline(
+    path: str, name: str, results: list[dict[str, Any]], bucket_ms: int = 100
+) -> None:
+    """--timeline: the latency phase's deliveries by when they were sent, in buckets of
+    ``bucket_ms`` (count, p50, max), added to ``path`` under ``name``. Periodic stalls show
+    up as a pattern (SQLite's checkpoints did, every 200 ms)."""
+    buckets: dict[int, list[int]] = collections.defaultdict(list)
+    pairs = [p for x in results for p in zip(x["lat_sent_ns"], x["lat_ns"], strict=True)]
+    start = min((sent for sent, _ in pairs), default=0)
+    for sent, lat in pairs:
+        buckets[(sent - start) // (bucket_ms * 1_000_000)].append(lat)
+    rows = []
+    for k in sorted(buckets):
+        v = sorted(buckets[k])
+        rows.append(
+            {
+                "at_s": round(k * bucket_ms / 1000, 3),
+                "n": len(v),
+                "p50_ms": round(v[len(v) // 2] / 1e6, 2),
+                "max_ms": round(v[-1] / 1e6, 2),
+            }
+        )
+    out = Path(path)
+    timeline = json.loads(out.read_text("utf-8")) if out.exists() else {}
+    timeline[name] = {"bucket_ms": bucket_ms, "buckets": rows}
+    out.write_text(json.dumps(timeline, indent=1), "utf-8")
+    progress_line(f"{name}: latency timeline ({len(rows)} buckets) written to {path}")
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -1695,6 +1730,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sql-timings",
         metavar="FILE",
         help="diagnosis: time contactd's SQL write transactions and group commit, write to FILE",
+    )
+    ap.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="diagnosis: the latency phase's deliveries in 100 ms buckets (count, p50, max) "
+        "by send time, per server, written to FILE (JSON)",
     )
     ap.add_argument(
         "--server-workers",

@@ -280,3 +280,22 @@ async def test_sqlite_a_batch_waits_for_another_process_writing_without_blocking
     assert (stored.created, stored.message.seq) == (True, 1)
     again = await log.append(text(sid, "c2", CUSTOMER))  # and the next batch as usual
     assert again.message.seq == 2
+
+
+async def test_message_ids_are_unique_and_sort_in_the_order_messages_were_stored(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """Ids grow with time (the primary-key index is appended to, not written at random)."""
+    assert isinstance(log.clock, ManualClock)
+    await open_session(db, "S20261123-000001", log.clock.now_ms(), accepted=True)
+    await open_session(db, "S20261123-000002", log.clock.now_ms(), accepted=True)
+    ids: list[str] = []
+    for i in range(30):
+        batch = await asyncio.gather(
+            *(log.append(text(f"S20261123-00000{n}", f"c{i}-{n}", CUSTOMER)) for n in (1, 2))
+        )
+        ids += sorted(stored.message.id for stored in batch)  # (same millisecond: any order)
+        log.clock.advance((1 + i % 3) / 1000)
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(i.startswith("m_") and len(i) == 26 for i in ids)

@@ -60,6 +60,16 @@ Pending = tuple[NewMessage, Guard | None, "asyncio.Future[Stored]"]
 Item = tuple[NewMessage, Guard | None]
 
 
+def message_id(now_ms: int) -> str:
+    """``m_``, the time in milliseconds (12 hex digits), 48 random bits: ids sort by the
+    time they were stored, so the primary-key index grows at its end. Random ids put every
+    message on a random page of that index: one more 4 KB page written per message, and
+    SQLite's checkpoints, which stop the log's writer while they copy pages back into the
+    database file, took that much longer each time (docs/benchmarks.md, "Live chat →
+    Session 7")."""
+    return f"m_{now_ms:012x}{secrets.token_hex(6)}"
+
+
 def message_from_row(row: Mapping[Any, Any]) -> Message:
     return Message(
         id=row["id"],
@@ -281,7 +291,7 @@ def _store(
             m = msgs[i]
             # (pydantic's own validation is quicker than model_construct's Python loop)
             stored = Message(
-                id="m_" + secrets.token_hex(8),
+                id=message_id(now),
                 session_id=session_id,
                 seq=record.last_seq + 1 + n,
                 client_msg_id=m.client_msg_id,
