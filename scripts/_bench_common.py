@@ -286,9 +286,11 @@ async def paced(
     rate_per_s: float,
     out_ns: list[int],
     max_in_flight: int = 64,
+    sent_ns: list[int] | None = None,
 ) -> Paced:
     """Open-loop load: start ``count`` calls at ``rate_per_s`` (not waiting for earlier
-    calls), append each call's latency in ns to ``out_ns``.
+    calls), append each call's latency in ns to ``out_ns`` (and, given ``sent_ns``, when
+    it started there, in the same order).
 
     Each latency runs from the moment the call's task is created (so time it spends
     waiting for the busy event loop, or for one of the ``max_in_flight`` slots when the
@@ -311,6 +313,8 @@ async def paced(
             finally:
                 running -= 1
         out_ns.append(time.perf_counter_ns() - t0)
+        if sent_ns is not None:
+            sent_ns.append(t0)
 
     start = time.perf_counter()
     for i in range(count):
@@ -323,6 +327,36 @@ async def paced(
 
 
 # --------------------------------------------------------------------------- statistics
+
+
+def write_timeline(
+    path: str, name: str, pairs: Iterable[tuple[int, int]], bucket_ms: int = 100
+) -> int:
+    """``--timeline``: latencies (``(sent_ns, latency_ns)`` pairs) by when they were sent,
+    in buckets of ``bucket_ms`` (count, p50, max), added to the JSON file ``path`` under
+    ``name``; returns the number of buckets. A periodic stall shows up as a pattern
+    (SQLite's checkpoints did, every 200 ms)."""
+    buckets: dict[int, list[int]] = {}
+    pairs = list(pairs)
+    start = min((sent for sent, _ in pairs), default=0)
+    for sent, lat in pairs:
+        buckets.setdefault((sent - start) // (bucket_ms * 1_000_000), []).append(lat)
+    rows = []
+    for k in sorted(buckets):
+        v = sorted(buckets[k])
+        rows.append(
+            {
+                "at_s": round(k * bucket_ms / 1000, 3),
+                "n": len(v),
+                "p50_ms": round(v[len(v) // 2] / 1e6, 2),
+                "max_ms": round(v[-1] / 1e6, 2),
+            }
+        )
+    out = Path(path)
+    timeline = json.loads(out.read_text("utf-8")) if out.exists() else {}
+    timeline[name] = {"bucket_ms": bucket_ms, "buckets": rows}
+    out.write_text(json.dumps(timeline, indent=1), "utf-8")
+    return len(rows)
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:

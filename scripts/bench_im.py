@@ -94,6 +94,7 @@ from _bench_common import (
     print_json,
     progress_line,
     unique_site,
+    write_timeline,
 )
 
 GOALS = {
@@ -1258,42 +1259,15 @@ def run_server_phases(
         f"{cpu_l['server_main_thread_core_share']:.0%} of a core"
     )
     if args.timeline:
-        write_timeline(args.timeline, name, r)
+        pairs = (p for x in r for p in zip(x["lat_sent_ns"], x["lat_ns"], strict=True))
+        n = write_timeline(args.timeline, name, pairs)
+        progress_line(f"{name}: latency timeline ({n} buckets) written to {args.timeline}")
     errors = list(itertools.chain.from_iterable(x["errors"] for x in r))
     if errors:
         res["client_errors"] = errors[:10]
         progress_line(f"{name}: client errors: {errors[:3]}")
     workers.call("close")
     return res
-
-
-def write_timeline(
-    path: str, name: str, results: list[dict[str, Any]], bucket_ms: int = 100
-) -> None:
-    """--timeline: the latency phase's deliveries by when they were sent, in buckets of
-    ``bucket_ms`` (count, p50, max), added to ``path`` under ``name``. Periodic stalls show
-    up as a pattern (SQLite's checkpoints did, every 200 ms)."""
-    buckets: dict[int, list[int]] = collections.defaultdict(list)
-    pairs = [p for x in results for p in zip(x["lat_sent_ns"], x["lat_ns"], strict=True)]
-    start = min((sent for sent, _ in pairs), default=0)
-    for sent, lat in pairs:
-        buckets[(sent - start) // (bucket_ms * 1_000_000)].append(lat)
-    rows = []
-    for k in sorted(buckets):
-        v = sorted(buckets[k])
-        rows.append(
-            {
-                "at_s": round(k * bucket_ms / 1000, 3),
-                "n": len(v),
-                "p50_ms": round(v[len(v) // 2] / 1e6, 2),
-                "max_ms": round(v[-1] / 1e6, 2),
-            }
-        )
-    out = Path(path)
-    timeline = json.loads(out.read_text("utf-8")) if out.exists() else {}
-    timeline[name] = {"bucket_ms": bucket_ms, "buckets": rows}
-    out.write_text(json.dumps(timeline, indent=1), "utf-8")
-    progress_line(f"{name}: latency timeline ({len(rows)} buckets) written to {path}")
 
 
 # --------------------------------------------------------------------------- orchestration

@@ -88,6 +88,7 @@ from _bench_common import (
     stop,
     unique_site,
     wait_ready,
+    write_timeline,
 )
 
 from contactd.channels.ivr.signing import signed_headers
@@ -214,13 +215,20 @@ async def _phase(cfg: dict[str, Any]) -> dict[str, Any]:
         await closed(cfg["warmup"])
         errors = 0
         samples: list[int] = []
+        sent: list[int] = []
         if cfg["mode"] == "closed":
             wall = await closed(cfg["count"])
         else:
             t0 = time.perf_counter()
-            await paced(one, cfg["count"], cfg["rate"], samples, cfg["inflight"])
+            await paced(one, cfg["count"], cfg["rate"], samples, cfg["inflight"], sent)
             wall = time.perf_counter() - t0
-        return {"wall_s": wall, "count": cfg["count"], "errors": errors, "samples": samples}
+        return {
+            "wall_s": wall,
+            "count": cfg["count"],
+            "errors": errors,
+            "samples": samples,
+            "sent": sent,
+        }
 
 
 def run_phase(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -320,6 +328,10 @@ def measure(
         f"{name}: at {target:,.0f}/s p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms"
         f" ({lat_errors} errors)"
     )
+    if args.timeline:
+        pairs = (p for r in lat for p in zip(r["sent"], r["samples"], strict=True))
+        buckets = write_timeline(args.timeline, name, pairs)
+        progress_line(f"{name}: latency timeline ({buckets} buckets) written to {args.timeline}")
     return {
         "per_s": round(per_s, 1),
         "server_cpu_ms_per_webhook": round(server_cpu_ms, 3),
@@ -496,6 +508,12 @@ def main() -> None:
         "--event-loop", choices=["uvloop", "asyncio"], default="uvloop", help="contactd's loop"
     )
     ap.add_argument("--latency-s", type=float, default=None)
+    ap.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="diagnosis: the latency phase's webhooks in 100 ms buckets (count, p50, max) "
+        "by send time, per server, written to FILE (JSON)",
+    )
     ap.add_argument(
         "--redis",
         choices=["unix", "tcp"],
