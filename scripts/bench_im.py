@@ -1328,6 +1328,8 @@ def run_contactd(
         "CONTACTD_IM__EVENTS_PER_S": "1000",
         "CONTACTD_IM__EVENTS_BURST": "1000",
     }
+    if args.database_url:
+        env["CONTACTD_DATABASE_URL"] = args.database_url
     names = [f"bench{i:03d}" for i in range(args.agents)]
     t = time.perf_counter()
     saved = dict(os.environ)
@@ -1556,6 +1558,30 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+async def postgres_database(server_url: str, name: str, *, create: bool) -> str:
+    """--postgres: a throw-away database ``name`` on that server (created, or dropped);
+    returns its URL for contactd."""
+    import asyncpg
+    from sqlalchemy import make_url
+
+    url = make_url(server_url)
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+    )
+    try:
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        else:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     _raise_fd_limit()
@@ -1578,6 +1604,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="contactd-bench-im-")
     workers: Workers | None = None
     bare_server: Server | None = None
+    if args.postgres:
+        args.database_url = asyncio.run(postgres_database(args.postgres, site, create=True))
+        progress_line(f"contactd stores in PostgreSQL (database {site}, dropped afterwards)")
     try:
         with redis_py.Redis.from_url(redis_url) as r:
             ver = str(r.info("server")["redis_version"])
@@ -1598,6 +1627,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bare_server.stop()
         if redis is not None:
             redis.stop()
+        if args.postgres:
+            asyncio.run(postgres_database(args.postgres, site, create=False))
         else:  # someone else's Redis: leave no keys of this run's site behind
             with redis_py.Redis.from_url(redis_url) as r:
                 keys = list(r.scan_iter(match=f"cd:{{{site}}}:*", count=1000))
@@ -1629,7 +1660,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "CONTACTD_IM__EVENTS_PER_S": "1000",
             "CONTACTD_IM__EVENTS_BURST": "1000",
             "CONTACTD_LOG_LEVEL": "WARNING",
-            "database": "SQLite (temporary data directory)",
+            "database": "PostgreSQL (throw-away database)"
+            if args.postgres
+            else "SQLite (temporary data directory)",
         },
         "private_redis": args.redis_url is None,
         "python_socketio": version("python-socketio"),
@@ -1706,6 +1739,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="diagnosis: time contactd's SQL write transactions and group commit, write to FILE",
     )
     ap.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="contactd stores in a throw-away database on this PostgreSQL server "
+        "(postgresql+asyncpg://user@host:port/db; created and dropped by the run) "
+        "instead of SQLite",
+    )
+    ap.add_argument(
         "--timeline",
         metavar="FILE",
         help="diagnosis: the latency phase's deliveries in 100 ms buckets (count, p50, max) "
@@ -1723,6 +1763,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--serve-bare-pool", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--serve-instrumented", metavar="FILE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.database_url = None  # --postgres: the throw-away database's, once created
     preset = QUICK if args.quick else FULL
     for k in ("conversations", "agents", "warm_s", "throughput_s", "latency_s", "settle_s"):
         if getattr(args, k) is None:
