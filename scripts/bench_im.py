@@ -1627,13 +1627,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bare_server.stop()
         if redis is not None:
             redis.stop()
-        if args.postgres:
-            asyncio.run(postgres_database(args.postgres, site, create=False))
         else:  # someone else's Redis: leave no keys of this run's site behind
             with redis_py.Redis.from_url(redis_url) as r:
                 keys = list(r.scan_iter(match=f"cd:{{{site}}}:*", count=1000))
                 for i in range(0, len(keys), 1000):
                     r.unlink(*keys[i : i + 1000])
+        if args.postgres:
+            asyncio.run(postgres_database(args.postgres, site, create=False))
         shutil.rmtree(tmp, ignore_errors=True)
     from importlib.metadata import version
 
