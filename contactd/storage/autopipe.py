@@ -36,11 +36,9 @@ log = logging.getLogger(__name__)
 
 Command = tuple[Any, ...]
 _MAX_COMMANDS = 512  # per pipeline; the rest go in the next one
-_DEFAULT_TIMEOUT_S = 5.0
+_DEFAULT_TIMEOUT_S = 5.0  # a round trip's deadline when the client sets none
 # what redis-py's hiredis reader answers while a reply is incomplete (False before 7.x)
-_NOT_ENOUGH: Any = getattr(
-    _hiredis_parsers, "NOT_ENOUGH_DATA", False
-)  # a round trip's deadline when the client sets none
+_NOT_ENOUGH: Any = getattr(_hiredis_parsers, "NOT_ENOUGH_DATA", False)
 _Pending = tuple[Sequence[Command], "asyncio.Future[list[Any]]"]
 
 
@@ -182,7 +180,7 @@ async def _read_replies(parser: _AsyncHiredisParser, n: int) -> list[Any]:
     replies: list[Any] = []
     while len(replies) < n:
         reply = reader.gets()
-        if reply is _NOT_ENOUGH or reply is False:
+        if reply is _NOT_ENOUGH:
             await parser.read_from_socket()  # (raises when the connection closed)
             continue
         replies.append(reply)

@@ -34,6 +34,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000  # other processes' writers
 MIGRATION_LOCK_KEY = 0x636F6E74  # "cont"
 # execution option: open the SQLite transaction with BEGIN IMMEDIATE (take the write lock now)
 SQLITE_IMMEDIATE = "contactd_sqlite_immediate"
+# JSON columns are written and read with orjson by every engine made here
+_JSON: dict[str, Any] = {"json_serializer": fastjson.dumps, "json_deserializer": fastjson.loads}
 
 
 async def open_database(url: str, *, connect_args: Mapping[str, Any] | None = None) -> AsyncEngine:
@@ -41,19 +43,11 @@ async def open_database(url: str, *, connect_args: Mapping[str, Any] | None = No
     parsed = make_url(url)
     args = dict(connect_args or {})
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(
-            parsed,
-            connect_args=args,
-            pool_pre_ping=True,
-            json_serializer=fastjson.dumps,
-            json_deserializer=fastjson.loads,
-        )
+        return create_async_engine(parsed, connect_args=args, pool_pre_ping=True, **_JSON)
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
-    engine = create_async_engine(
-        parsed, connect_args=args, json_serializer=fastjson.dumps, json_deserializer=fastjson.loads
-    )
+    engine = create_async_engine(parsed, connect_args=args, **_JSON)
     _configure_sqlite(engine.sync_engine)
     return engine
 
@@ -161,11 +155,7 @@ def sqlite_file_engine(engine: AsyncEngine) -> Engine | None:
         or database.startswith("file:")
     ):
         return None
-    sync = create_engine(
-        url.set(drivername="sqlite"),
-        json_serializer=fastjson.dumps,
-        json_deserializer=fastjson.loads,
-    )
+    sync = create_engine(url.set(drivername="sqlite"), **_JSON)
     _configure_sqlite(sync)
     return sync
 
