@@ -167,6 +167,33 @@ async def test_a_guard_is_checked_against_the_session_as_it_is_when_storing(
     assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "a3"]
 
 
+async def test_a_message_sent_while_another_writer_ends_the_session_is_refused(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """The session is ended by another writer whose transaction is still open when the
+    agent's message arrives: the message waits for it, then is refused against the ended
+    session, and nothing is stored (on PostgreSQL the log read the row before the end
+    was committed, so its write must notice the row changed)."""
+    sid = "S20261123-000012"
+    await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    async with write_transaction(db) as conn:
+        await repo.update(conn, sid, {"agent_id": "agent1"})
+    async with write_transaction(db) as conn:
+        await repo.update(conn, sid, {"state": "ended"})
+        pending = asyncio.ensure_future(
+            log.append(text(sid, "a1", AGENT), Guard(agent_id="agent1"))
+        )
+        await asyncio.sleep(0.3)
+        assert not pending.done()
+    with pytest.raises(ContactdError) as refused:
+        await asyncio.wait_for(pending, 10)
+    assert refused.value.code == ErrorCode.contact_not_active
+    assert await log.since(sid, 0) == []
+    async with db.connect() as conn:
+        record = await repo.get(conn, sid)
+    assert record is not None and record.last_seq == 0
+
+
 async def test_a_large_batch_of_mixed_messages_is_stored_whole_and_replays_as_sent(
     db: AsyncEngine, log: MessageLog
 ) -> None:
@@ -299,3 +326,70 @@ async def test_message_ids_are_unique_and_sort_in_the_order_messages_were_stored
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
     assert all(i.startswith("m_") and len(i) == 26 for i in ids)
+
+
+async def test_two_logs_writing_to_the_same_sessions_keep_one_gap_free_order(
+    db: AsyncEngine,
+) -> None:
+    """Two message logs (as two serving processes have) store into the same sessions at
+    once: each message once, every session's sequence gap-free, and each sender's
+    messages in the order it sent them — also when the other log changed a session
+    between one log's read and its write."""
+    clock = ManualClock()
+    logs = [MessageLog(db, clock), MessageLog(db, clock)]
+    for running in logs:
+        running.start()
+    try:
+        sessions = [f"S20261127-{i:06d}" for i in range(1, 4)]
+        for sid in sessions:
+            await open_session(db, sid, clock.now_ms(), accepted=True)
+
+        async def sender(n: int, sid: str) -> list[int]:
+            """One sender's 30 messages, each sent once the previous one is stored,
+            through alternating logs; then the first five again (resends)."""
+            seqs = []
+            for k in range(30):
+                msg = text(sid, f"s{n}-{k}", CUSTOMER if n % 2 else AGENT)
+                seqs.append((await logs[(n + k) % 2].append(msg)).message.seq)
+            for k in range(5):
+                again = await logs[k % 2].append(text(sid, f"s{n}-{k}", CUSTOMER))
+                assert (again.created, again.message.seq) == (False, seqs[k])
+            return seqs
+
+        per_sender = await asyncio.gather(*(sender(n, sid) for sid in sessions for n in range(4)))
+        for seqs in per_sender:
+            assert seqs == sorted(seqs)
+        for i, sid in enumerate(sessions):
+            stored = await logs[0].since(sid, 0)
+            assert [m.seq for m in stored] == list(range(1, 121))
+            assert sorted(s for seqs in per_sender[i * 4 : i * 4 + 4] for s in seqs) == list(
+                range(1, 121)
+            )
+            async with db.connect() as conn:
+                record = await repo.get(conn, sid)
+            assert record is not None and record.last_seq == 120
+    finally:
+        for running in logs:
+            await running.stop()
+
+
+async def test_postgres_a_lost_database_connection_loses_no_message(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """The log's own connection is cut (a database restart, a proxy timing out): the next
+    batch is stored all the same, in order, and the log connects again for the one after."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL log's own connection")
+    sid = "S20261123-000013"
+    await open_session(db, sid, log.clock.now_ms(), accepted=True)
+    await log.append(text(sid, "c1", CUSTOMER))
+    assert log._postgres is not None and log._postgres._conn is not None
+    pid = (await log._postgres._conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar()
+    await log._postgres._conn.commit()
+    async with db.connect() as conn:
+        await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    second = await log.append(text(sid, "c2", CUSTOMER))
+    third = await log.append(text(sid, "c3", CUSTOMER))
+    assert (second.created, second.message.seq) == (True, 2)
+    assert (third.created, third.message.seq) == (True, 3)
+    assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "c2", "c3"]

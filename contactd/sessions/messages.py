@@ -6,8 +6,9 @@ own, and only the ``COMMIT`` (where the disk is waited for: ``fsync``) goes to t
 thread: a statement on another thread gives up the GIL and must win it back from the busy
 event loop, which cost a wait of up to the switch interval per statement. When another
 process holds SQLite's write lock the whole batch waits for it on the log's thread instead.
-On PostgreSQL it runs through the async engine. One implementation of the batch serves
-all three.
+On PostgreSQL the batch is two statements on the log's own connection, checked against
+the rows' versions, and falls back to a locked transaction when another writer got
+there first (``_Postgres``). One plan of the batch (``_plan``) serves every path.
 
 Sequence numbers come from ``service_sessions.last_seq`` updated inside the same
 transaction, so they are gap-free and identical for every process. A resend with the same
@@ -27,9 +28,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contactd import fastjson
 from contactd.clock import Clock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.sessions import repository as repo
@@ -43,7 +46,7 @@ from contactd.sessions.models import (
     not_found,
 )
 from contactd.storage.bulk import RowsSql, insert_sql, marks, select_rows, sqlite_rows
-from contactd.storage.db import SqlLane
+from contactd.storage.db import SqlLane, write_transaction
 from contactd.storage.tables import service_sessions, session_messages
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,7 @@ class MessageLog:
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.lane = SqlLane(engine, "message-log")
+        self._postgres = _Postgres(engine) if engine.dialect.name == "postgresql" else None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._run(), name="message-log-writer")
@@ -132,6 +136,8 @@ class MessageLog:
             await self._writer
         self._writer = None
         await self.lane.stop()
+        if self._postgres is not None:
+            await self._postgres.close()
 
     async def append(self, msg: NewMessage, guard: Guard | None = None) -> Stored:
         """Store ``msg`` if ``guard`` (checked in the storing transaction) allows it."""
@@ -164,6 +170,10 @@ class MessageLog:
     async def _write(self, batch: list[Pending]) -> list[Stored | ContactdError]:
         now = self.clock.now_ms()
         items = [(m, guard) for m, guard, _ in batch]
+        if self._postgres is not None:
+            results = await self._postgres.write(items, now)
+            _resolve(batch, results)
+            return results
         stored: list[Stored | ContactdError] = await self.lane.write(
             lambda conn: _write_batch(conn, items, now),
             then=lambda results: _resolve(batch, results),  # senders go on at once
@@ -190,6 +200,96 @@ class MessageLog:
         return [message_from_row(r) for r in rows]
 
 
+class _Postgres:
+    """The batch on PostgreSQL in two round trips, without a transaction of its own: one
+    statement reads the sessions, each with its row version (``xmin``, which every update
+    of the row changes); the Python plan is made as on SQLite; one statement then updates
+    each session whose row is still that version and none of whose messages is stored
+    already (a resend), and inserts the messages of the sessions it updated — atomically,
+    being one statement. A session it did not update (changed by another writer in the
+    meantime, or resent to) goes through the locked transaction (``_write_batch``) right
+    after, still before the next batch: the sequence stays gap-free and in order.
+
+    The locked transaction alone takes about eleven round trips (pool ping, BEGIN, the
+    statements, each prepared when its ``IN`` lists change length, COMMIT), and each waits
+    for a turn of the busy event loop: about 27 ms per message at half load
+    (docs/benchmarks.md, "Live chat → Session 8"). Here the statements' texts never
+    change (arrays, not ``IN`` lists), so asyncpg prepares each once per connection; the
+    connection is the log's own, kept open in autocommit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def write(self, items: list[Item], now: int) -> list[Stored | ContactdError]:
+        sent: set[str] = set()  # ids of messages in a write statement sent
+        try:
+            results, unsettled = await self._unlocked(items, now, sent)
+        except (sa_exc.DBAPIError, OSError):
+            # a failed statement stored nothing, unless the connection was lost after it
+            # committed: the transaction below then finds those messages stored, by the
+            # ids they were given here, and they count as new (to be announced)
+            log.warning("storing %d messages: retrying in a transaction", len(items), exc_info=True)
+            await self.close(broken=True)
+            results, unsettled = [], list(range(len(items)))
+        if not unsettled:
+            return results
+        retry = [items[i] for i in unsettled]
+        async with write_transaction(self.engine) as conn:
+            again = await conn.run_sync(lambda c: _write_batch(c, retry, now))
+        again = [
+            r._replace(created=True) if isinstance(r, Stored) and r.message.id in sent else r
+            for r in again
+        ]
+        if not results:
+            return again
+        for i, result in zip(unsettled, again, strict=True):
+            results[i] = result
+        return results
+
+    async def _unlocked(
+        self, items: list[Item], now: int, sent: set[str]
+    ) -> tuple[list[Stored | ContactdError], list[int]]:
+        conn = await self._connection()
+        try:
+            ids = list({m.session_id for m, _ in items})
+            rows = (await conn.execute(_PG_SESSIONS, {"ids": ids})).mappings().all()
+            versions: dict[str, str] = {}
+            records: dict[str, SessionRecord] = {}
+            for row in rows:
+                data = dict(row)
+                versions[row["id"]] = data.pop(_VERSION)
+                records[row["id"]] = repo.record_from_row(data)
+            plan = _plan(items, records, {}, now)
+            failed: set[str] = set()
+            if plan.inserts:
+                sent.update(row["id"] for row in plan.inserts)
+                written = (await conn.execute(_PG_WRITE, _pg_params(plan, versions))).scalars()
+                failed = {u["u_id"] for u in plan.updates} - set(written)
+            await conn.commit()  # (autocommit: ends SQLAlchemy's own transaction state only)
+        except BaseException:
+            await self.close(broken=True)
+            raise
+        unsettled = [i for i, (m, _) in enumerate(items) if m.session_id in failed]
+        return _outcomes(plan.out), unsettled
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self.engine.connect()
+            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    async def close(self, *, broken: bool = False) -> None:
+        """Give the connection back (``broken``: discard it)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if broken:
+                await conn.invalidate()
+            await conn.close()
+
+
 def _resolve(batch: list[Pending], results: list[Stored | ContactdError]) -> None:
     """Each sender gets its message's outcome (those still waiting)."""
     for (_, _, fut), result in zip(batch, results, strict=True):
@@ -200,14 +300,22 @@ def _resolve(batch: list[Pending], results: list[Stored | ContactdError]) -> Non
                 fut.set_result(result)
 
 
-def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored | ContactdError]:
-    """One transaction for the whole batch, set-based: one read of the sessions
-    concerned, one look-up for resends, one batched update of the sessions, one batched
-    insert."""
+class _Plan(NamedTuple):
+    out: list[Any]  # per item: Stored, ContactdError, or the index of the same message
+    updates: list[dict[str, Any]]  # per session written: its new bookkeeping
+    inserts: list[dict[str, Any]]  # the new messages' rows
+
+
+def _plan(
+    items: list[Item],
+    records: dict[str, SessionRecord],
+    known: dict[tuple[str, str], Message],
+    now: int,
+) -> _Plan:
+    """What storing ``items`` writes, given the sessions as read (``records``) and the
+    messages they resend (``known``): guards checked, sequence numbers given."""
     msgs = [m for m, _ in items]
     out: list[Any] = [None] * len(items)
-    records = _sessions(conn, {m.session_id for m in msgs})
-    known = _resends(conn, msgs)
     fresh: dict[str, list[int]] = defaultdict(list)
     first_of: dict[tuple[str, str], int] = {}
     for i, (m, guard) in enumerate(items):
@@ -226,13 +334,27 @@ def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored |
         else:
             first_of[key] = i
             fresh[m.session_id].append(i)
-    if fresh:
-        _store(conn, msgs, records, fresh, out, now)
+    updates, inserts = _rows(msgs, records, fresh, out, now)
+    return _Plan(out, updates, inserts)
+
+
+def _outcomes(out: list[Any]) -> list[Stored | ContactdError]:
+    """Each item's outcome once its plan is stored (a repeat gets its first's message)."""
     for i, r in enumerate(out):
         if isinstance(r, int):
             first = out[r]
             out[i] = first._replace(created=False) if isinstance(first, Stored) else first
     return [r if r is not None else ContactdError(ErrorCode.unavailable, "lost") for r in out]
+
+
+def _write_batch(conn: Connection, items: list[Item], now: int) -> list[Stored | ContactdError]:
+    """One transaction for the whole batch, set-based: one read of the sessions
+    concerned (locked on PostgreSQL), one look-up for resends, one batched update of the
+    sessions, one batched insert."""
+    msgs = [m for m, _ in items]
+    plan = _plan(items, _sessions(conn, {m.session_id for m in msgs}), _resends(conn, msgs), now)
+    _execute(conn, plan.updates, plan.inserts)
+    return _outcomes(plan.out)
 
 
 def _sessions(conn: Connection, ids: set[str]) -> dict[str, SessionRecord]:
@@ -269,14 +391,15 @@ def _resends(conn: Connection, msgs: list[NewMessage]) -> dict[tuple[str, str], 
     return found
 
 
-def _store(
-    conn: Connection,
+def _rows(
     msgs: list[NewMessage],
     records: dict[str, SessionRecord],
     fresh: dict[str, list[int]],
     out: list[Any],
     now: int,
-) -> None:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sessions' updates and the messages' rows for the ``fresh`` items (their
+    ``out`` set to what they will be once stored)."""
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     for session_id, idxs in fresh.items():
@@ -330,6 +453,12 @@ def _store(
                 "u_total": reply.total_ms,
             }
         )
+    return updates, inserts
+
+
+def _execute(
+    conn: Connection, updates: list[dict[str, Any]], inserts: list[dict[str, Any]]
+) -> None:
     if _plain_sql(conn):
         sqlite_rows(conn, _UPDATE_SQL, updates)
         sqlite_rows(conn, _INSERT_SQL, inserts)
@@ -377,5 +506,80 @@ def _update_sql() -> RowsSql:
     )
 
 
+_UPDATED_KEYS = tuple(_UPDATED)
 _UPDATE_SQL = _update_sql()
 _INSERT_SQL = insert_sql(session_messages)
+
+
+# PostgreSQL (``_Postgres``)
+_VERSION = "row_version"
+_PG_SESSIONS = sa.select(
+    service_sessions, sa.cast(sa.literal_column("service_sessions.xmin"), sa.Text).label(_VERSION)
+).where(service_sessions.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.String))))
+_PG_MESSAGE_TYPES = {  # session_messages column -> its array's SQL type (JSON as text)
+    "id": "text",
+    "session_id": "text",
+    "seq": "int",
+    "client_msg_id": "text",
+    "sender_type": "text",
+    "sender_id": "text",
+    "sender_name": "text",
+    "kind": "text",
+    "text": "text",
+    "attachment": "text",
+    "order_card": "text",
+    "created_at": "bigint",
+}
+_PG_SESSION_TYPES = {  # parameter key -> its array's SQL type
+    "u_id": "text",
+    "u_version": "text",
+    **{key: "bigint" for key in _UPDATED_KEYS},
+}
+
+
+def _pg_write() -> sa.TextClause:
+    def unnest(types: dict[str, str], prefix: str) -> str:
+        arrays = ", ".join(f"CAST(:{prefix}{key} AS {sql}[])" for key, sql in types.items())
+        return f"unnest({arrays}) AS x({', '.join(types)})"
+
+    sets = ", ".join(f"{col} = v.{key}" for key, col in _UPDATED.items())
+    columns = ", ".join(_PG_MESSAGE_TYPES)
+    values = ", ".join(
+        f"CAST(r.{c} AS jsonb)" if c in ("attachment", "order_card") else f"r.{c}"
+        for c in _PG_MESSAGE_TYPES
+    )
+    # The resend check is a look-up per message, a lateral sub-query with a limit: always
+    # probes of the unique index, never turned into a join or a hashed sub-plan, which
+    # read all of the table per batch when the planner's statistics still thought the
+    # fast-growing table small.
+    return sa.text(
+        f"WITH v AS (SELECT * FROM {unnest(_PG_SESSION_TYPES, 'v_')}), "
+        f"r AS (SELECT x.*, f.found IS NOT NULL AS resent FROM {unnest(_PG_MESSAGE_TYPES, 'r_')} "
+        "LEFT JOIN LATERAL (SELECT 1 AS found FROM session_messages AS m "
+        "WHERE m.session_id = x.session_id AND m.client_msg_id = x.client_msg_id LIMIT 1) "
+        "AS f ON true), "
+        f"u AS (UPDATE service_sessions AS s SET {sets} FROM v "
+        "WHERE s.id = v.u_id AND CAST(s.xmin AS text) = v.u_version "
+        "AND NOT EXISTS (SELECT 1 FROM r WHERE r.session_id = v.u_id AND r.resent) "
+        "RETURNING s.id) "
+        f"INSERT INTO session_messages ({columns}) SELECT {values} FROM r "
+        "WHERE r.session_id IN (SELECT id FROM u) RETURNING session_id"
+    )
+
+
+def _pg_params(plan: _Plan, versions: dict[str, str]) -> dict[str, list[Any]]:
+    params: dict[str, list[Any]] = {f"v_{key}": [] for key in _PG_SESSION_TYPES}
+    for update in plan.updates:
+        params["v_u_version"].append(versions[update["u_id"]])
+        for key in _PG_SESSION_TYPES:
+            if key != "u_version":
+                params[f"v_{key}"].append(update[key])
+    for column in _PG_MESSAGE_TYPES:
+        values = [row[column] for row in plan.inserts]
+        if column in ("attachment", "order_card"):
+            values = [None if v is None else fastjson.dumps(v) for v in values]
+        params[f"r_{column}"] = values
+    return params
+
+
+_PG_WRITE = _pg_write()
