@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     ivr_not_configured = "ivr_not_configured"
     # --- bot ---
     faq_not_found = "faq_not_found"
+    bot_request_not_found = "bot_request_not_found"
     not_with_bot = "not_with_bot"
     # --- cases-money: compensation orders, payouts, open API ---
     compensation_not_found = "compensation_not_found"
@@ -137,6 +138,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.ivr_not_configured: 503,
     # --- bot ---
     ErrorCode.faq_not_found: 404,
+    ErrorCode.bot_request_not_found: 404,
     ErrorCode.not_with_bot: 409,
 }
 # --- cases-money ---

@@ -376,7 +376,6 @@ async def test_refund_request_is_recorded_once(make_bot_chat: MakeBotChat) -> No
     await bot_says(cust, lambda t: req["id"] in t and "无需重复" in t)
     _, found = await chat.rest(f"/api/v1/bot/requests?order_no={ORDER}", "super1")
     assert len(found) == 1
-    assert (await chat.rest("/api/v1/bot/requests", "agent1"))[0] == 403
     # the agent who takes over sees it
     await cust.ok("bot.handoff", {"session_id": sid})
     agent = await chat.agent("agent1", ["sales"])

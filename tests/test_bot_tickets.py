@@ -229,6 +229,77 @@ async def test_a_refused_ticket_goes_to_a_person_with_the_reason(
     assert await tickets_on(desk, PICKING) == []
 
 
+async def test_the_desk_follows_up_what_the_bot_could_not_finish_once(
+    make_desk: MakeDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused refund waits in the follow-up list of the after-sales desk (agents have
+    tickets.handle, not contacts.view) until one person marks it handled — with what they
+    did and the ticket they opened by hand; a second try is told who did it; bad input
+    changes nothing; the change is audited."""
+    desk = await make_desk(**BOT_FIRST)
+
+    async def refuse(*args: Any, **kw: Any) -> Any:
+        raise ContactdError(ErrorCode.ticket_order_mismatch, "the order moved on meanwhile")
+
+    monkeypatch.setattr(desk.app[TICKETS], "create", refuse)
+    cust, sid, _ = await bot_chat(desk, "u1002")
+    await ask_refund(cust, sid, PICKING, "不想要了")
+    waiting = "/api/v1/bot/requests?status=recorded,ticket_failed"
+    [req] = await desk.ok("GET", waiting, "agent1")
+    assert (req["status"], req["order_no"], req["handled_by"]) == ("ticket_failed", PICKING, None)
+    path = f"/api/v1/bot/requests/{req['id']}/handled"
+
+    assert await desk.error("GET", waiting, None) == (401, "unauthenticated")
+    assert len(await desk.ok("GET", waiting, "qa1")) == 1  # quality control reads it
+    assert await desk.error("POST", path, "qa1", {"note": "x"}) == (403, "forbidden")
+    assert await desk.error("GET", "/api/v1/bot/requests?status=nope", "agent1") == (
+        422,
+        "validation_failed",
+    )
+    for bad in ({}, {"note": "   "}, {"note": "x" * 1001}, {"note": "ok", "extra": 1}):
+        assert await desk.error("POST", path, "agent1", bad) == (422, "validation_failed")
+    assert await desk.error("POST", "/api/v1/bot/requests/R0/handled", "agent1", {"note": "x"}) == (
+        404,
+        "bot_request_not_found",
+    )
+    assert [r["status"] for r in await desk.ok("GET", waiting, "agent1")] == ["ticket_failed"]
+
+    note = "已电话联系客户，改为换货"
+    done = await desk.ok("POST", path, "agent1", {"note": f"  {note} ", "ticket_id": "T-by-hand"})
+    assert (done["status"], done["handled_by"], done["handled_note"], done["ticket_id"]) == (
+        "handled",
+        "agent1",
+        note,
+        "T-by-hand",
+    )
+    assert done["handled_at"] and done["details"]["ticket_error"] == "the order moved on meanwhile"
+    status, again = await desk.call("POST", path, "agent2", {"note": "我也处理了"})
+    assert (status, again["error"]["code"]) == (409, "conflict")
+    assert "agent1" in again["error"]["message"]
+    assert await desk.ok("GET", waiting, "agent1") == []
+    [kept] = await desk.ok("GET", f"/api/v1/bot/requests?order_no={PICKING}", "super1")
+    assert (kept["handled_note"], kept["handled_by"]) == (note, "agent1")
+    audit = await desk.ok("GET", f"/api/v1/audit?target_id={req['id']}", "admin1")
+    assert [(e["action"], e["actor_id"] is not None) for e in audit] == [
+        ("bot_request.handled", True)
+    ]
+
+
+async def test_a_request_with_its_ticket_is_not_for_a_person(make_desk: MakeDesk) -> None:
+    desk = await make_desk(**BOT_FIRST)
+    cust, sid, _ = await bot_chat(desk, "u1002")
+    await ask_refund(cust, sid, PAID, "拍错了")
+    [req] = await requests_on(desk, PAID)
+    assert req["status"] == "ticket_opened"
+    status, data = await desk.call(
+        "POST", f"/api/v1/bot/requests/{req['id']}/handled", "agent1", {"note": "x"}
+    )
+    assert (status, data["error"]["code"]) == (409, "conflict")
+    assert req["ticket_id"] in data["error"]["message"]
+    [same] = await requests_on(desk, PAID)
+    assert same == req
+
+
 async def test_an_open_ticket_on_the_order_is_the_request_s_ticket(make_desk: MakeDesk) -> None:
     desk = await make_desk(**BOT_FIRST)
     body = {"type": "refund", "order_no": PICKING, "customer_id": "u1002", "reason": "电话申请"}

@@ -3,6 +3,8 @@ against it, and the self-service requests the bot recorded."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from aiohttp import web
 
 from contactd.api.edge import (
@@ -14,12 +16,15 @@ from contactd.api.edge import (
     read_body,
 )
 from contactd.api.registry import api
+from contactd.auth.models import Principal
 from contactd.channels.bot.models import (
     Faq,
     FaqImport,
     FaqImportOut,
     FaqIn,
     FaqPatch,
+    HandleRequest,
+    RequestStatus,
     SearchBody,
     SearchOut,
     SelfServiceRequest,
@@ -31,6 +36,7 @@ from contactd.keys import BOT, CLOCK, DB
 E = ErrorCode
 AUTH_ERRORS = (E.unauthenticated, E.token_expired, E.forbidden)
 KB = "kb.manage"
+FOLLOW_UP = "tickets.handle"  # the after-sales desk follows up what the bot could not finish
 
 
 def _faq_id(request: web.Request) -> int:
@@ -176,7 +182,8 @@ async def faq_search(request: web.Request) -> web.Response:
 @api.route(
     "GET",
     "/api/v1/bot/requests",
-    summary="Self-service requests the bot recorded (refunds, address changes)",
+    summary="Self-service requests the bot recorded (refunds, address changes); staff "
+    "with contacts.view, or tickets.handle (the ticket desk's follow-up list)",
     tag="bot",
     response=SelfServiceRequest,
     response_list=True,
@@ -192,10 +199,14 @@ async def faq_search(request: web.Request) -> web.Response:
     },
 )
 async def request_list(request: web.Request) -> web.Response:
-    """``status``: recorded | ticket_pending | ticket_opened | ticket_failed (the last one
-    is for a person: ``details.ticket_error`` says why no ticket was opened)."""
-    await principal(request, "contacts.view")
+    """``status``: recorded | ticket_pending | ticket_opened | ticket_failed | handled, or
+    several separated by commas. ``recorded`` and ``ticket_failed`` wait for a person
+    (``details.ticket_error`` says why no ticket was opened)."""
+    _follow_up_reader(await principal(request))
     limit, offset = paging(request)
+    for status in (request.query.get("status") or "").split(","):
+        if status and status not in get_args(RequestStatus):
+            raise ContactdError(E.validation_failed, f"unknown status {status!r}")
     q = request.query
     found = await request.app[BOT].requests.search(
         session_id=q.get("session_id") or None,
@@ -224,3 +235,30 @@ async def bot_summary(request: web.Request) -> web.Response:
     await principal(request, "contacts.view")
     since, until = period_params(request, request.app[CLOCK].now_ms())
     return json_model(await summary(request.app[DB], since, until))
+
+
+def _follow_up_reader(who: Principal) -> Principal:
+    if not (who.can("contacts.view") or who.can(FOLLOW_UP)):
+        raise ContactdError(E.forbidden, "this needs the permission 'contacts.view'")
+    return who
+
+
+@api.route(
+    "POST",
+    "/api/v1/bot/requests/{request_id}/handled",
+    summary="Mark a request the bot could not finish (recorded, ticket_failed) as dealt "
+    "with by hand: what was done, and the ticket opened for it, if any (audited)",
+    tag="bot",
+    body=HandleRequest,
+    response=SelfServiceRequest,
+    permission=FOLLOW_UP,
+    errors=(*AUTH_ERRORS, E.validation_failed, E.bot_request_not_found, E.conflict),
+    example={"note": "已电话联系客户，改为换货", "ticket_id": "T20261124-000012"},
+)
+async def request_handled(request: web.Request) -> web.Response:
+    who = await principal(request, FOLLOW_UP)
+    body = await read_body(request, HandleRequest)
+    done = await request.app[BOT].requests.handle(
+        request.match_info["request_id"][:64], body, audit_context(request, who)
+    )
+    return json_model(done)

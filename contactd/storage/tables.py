@@ -272,10 +272,13 @@ bot_requests = sa.Table(
     sa.Column("order_no", sa.String(64), nullable=False),
     sa.Column("customer_id", sa.String(64), nullable=True),
     sa.Column("details", Json, nullable=False),
-    # recorded | ticket_pending | ticket_opened | ticket_failed
+    # recorded | ticket_pending | ticket_opened | ticket_failed | handled
     sa.Column("status", sa.String(24), nullable=False),
     sa.Column("ticket_id", sa.String(64), nullable=True),
     sa.Column("created_at", Millis, nullable=False),
+    sa.Column("handled_by", sa.String(120), nullable=True),  # migration 0010
+    sa.Column("handled_at", Millis, nullable=True),
+    sa.Column("handled_note", sa.String(1000), nullable=True),
     sa.Index(None, "order_no", "kind"),
     sa.Index(None, "session_id"),
     sa.Index(None, "status", "created_at"),  # the ticket retries (migration 0009)

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import redis as redis_sync
 
+from contactd.auth.visitors import sign_identity
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,6 +224,28 @@ class Pages:
         page.on("console", lambda m: opened.log.append(f"[{m.type}] {m.text}"))
         page.on("pageerror", lambda e: opened.log.append(f"[pageerror] {e}"))
         self.opened.append(opened)
+        return page
+
+    def identified(
+        self,
+        name: str,
+        *,
+        customer_id: str = "u1001",
+        display_name: str = "张三",
+        locale: str = "zh-CN",
+    ) -> Any:
+        """A page whose host site signed its customer's identity (the demo directory's
+        u1001 张三 by default) and hands it to the widget in script, before the widget's
+        tag runs."""
+        ts = int(time.time())
+        identity = {
+            "customer_id": customer_id,
+            "name": display_name,
+            "ts": ts,
+            "sig": sign_identity(self.server.identity_secret, customer_id, ts),
+        }
+        page = self.new(name, locale=locale)
+        page.add_init_script(f"window.ContactdSettings = {{identity: {json.dumps(identity)}}};")
         return page
 
     def js_errors(self) -> list[str]:

@@ -5,17 +5,19 @@ answers, feedback), the customer taps "talk to a person", and the agent workspac
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Pages
+from tests.browser.conftest import Pages, Server
 from tests.browser.test_chat_pages import accept_offer, go_available, send_as_agent, sign_in
 
 SHIPPING_ZH = "单笔订单满 99 元包邮"
 REFUND_ZH = "1-3 个工作日原路退回"
+SHIPPED = "O2026112300000001"  # 张三's (u1001), on its way: no ticket type fits a refund
 
 
 @pytest.fixture
@@ -183,3 +185,54 @@ def test_admin_exports_and_imports_the_knowledge_base(checked: Pages, tmp_path: 
     admin.get_by_test_id("faq-import").set_input_files(str(upload))
     expect(admin.get_by_test_id("faq-notice")).to_contain_text("导入失败")
     expect(rows).to_have_count(count + 1)
+
+
+def test_the_desk_follows_up_a_refund_the_bot_could_not_finish(
+    checked: Pages, server: Server
+) -> None:
+    """A refund on an order on its way: the bot records it for a person. It waits in the
+    ticket desk's follow-up list until an agent marks it handled with what they did."""
+    customer = checked.identified("customer")
+    customer.goto("/demo")
+    customer.get_by_test_id("cd-launcher").click()
+    customer.get_by_test_id("cd-start").click()
+    expect(bot_texts(customer).first).to_contain_text("转人工")
+    for text, reply in (("申请退款", "选择"), (SHIPPED, "原因"), ("太慢了", SHIPPED)):
+        said = bot_texts(customer).count()
+        customer.get_by_test_id("cd-input").fill(text)
+        customer.get_by_test_id("cd-input").press("Enter")
+        expect(bot_texts(customer).nth(said)).to_be_visible()
+        expect(bot_texts(customer).last).to_contain_text(reply)
+    request_id = re.search(r"R\d{8}-[0-9A-F]{8}", bot_texts(customer).last.inner_text())
+    assert request_id is not None
+
+    desk = checked.new("desk")
+    sign_in(desk, "agent1")
+    desk.goto("/cases")
+    nav = desk.get_by_test_id("nav-followups")
+    expect(desk.locator("#count-followups")).to_have_text("1")
+    nav.click()
+    row = desk.get_by_test_id("followup-row")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(SHIPPED)
+    expect(row).to_contain_text("机器人无法办理")
+    row.click()
+    detail = desk.get_by_test_id("ticket-detail")
+    expect(detail).to_contain_text(request_id.group())
+    expect(detail).to_contain_text("太慢了")
+    detail.get_by_test_id("mark-handled").click()  # the note is required: nothing is sent
+    expect(row).to_have_count(1)
+    detail.get_by_test_id("handled-note").fill("已电话联系客户，拦截快递后退款")
+    detail.get_by_test_id("mark-handled").click()
+    expect(desk.get_by_test_id("toast").filter(has_text="已处理")).to_have_count(1)
+    expect(row).to_have_count(0)
+    expect(desk.locator("#count-followups")).to_have_text("0")
+    expect(desk.locator("#list-empty")).to_have_text("没有待跟进的机器人请求")
+    [done] = server.api(
+        "GET", f"/api/v1/bot/requests?order_no={SHIPPED}", token=server.token("super1")
+    )
+    assert (done["status"], done["handled_by"], done["handled_note"]) == (
+        "handled",
+        "agent1",
+        "已电话联系客户，拦截快递后退款",
+    )

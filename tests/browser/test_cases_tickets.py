@@ -4,13 +4,10 @@ dashboard counts it."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from contactd.auth.visitors import sign_identity
 from tests.browser.conftest import Pages, Server
 from tests.browser.test_chat_pages import PNG, accept_offer, go_available, sign_in, start_chat
 
@@ -18,15 +15,7 @@ ORDER_NO = "O2026112300000001"  # the demo page's order: 张三's, shipped
 
 
 def identified_customer(pages: Pages, server: Server) -> Page:
-    ts = int(time.time())
-    identity = {
-        "customer_id": "u1001",
-        "name": "张三",
-        "ts": ts,
-        "sig": sign_identity(server.identity_secret, "u1001", ts),
-    }
-    customer = pages.new("customer")
-    customer.add_init_script(f"window.ContactdSettings = {{identity: {json.dumps(identity)}}};")
+    customer = pages.identified("customer")
     start_chat(customer, question="快递太慢了，能补偿一下吗？")
     return customer
 
@@ -170,15 +159,7 @@ def test_dashboard_page_shows_the_counts(pages: Pages, server: Server) -> None:
 
 
 def test_english_widget_shows_the_ticket_in_english(pages: Pages, server: Server) -> None:
-    ts = int(time.time())
-    identity = {
-        "customer_id": "u1001",
-        "name": "Zhang San",
-        "ts": ts,
-        "sig": sign_identity(server.identity_secret, "u1001", ts),
-    }
-    customer = pages.new("customer", locale="en-US")
-    customer.add_init_script(f"window.ContactdSettings = {{identity: {json.dumps(identity)}}};")
+    customer = pages.identified("customer", display_name="Zhang San", locale="en-US")
     start_chat(customer, question="My parcel is late")
     agent = pages.new("agent")
     sign_in(agent, "agent1")

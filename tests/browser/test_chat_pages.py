@@ -4,14 +4,11 @@ on /agent talking through a real contactd server (docs/protocol.md)."""
 from __future__ import annotations
 
 import base64
-import json
 import re
-import time
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from contactd.auth.visitors import sign_identity
 from tests.browser.conftest import DEMO_PASSWORD, Pages, Server
 
 ORDER_NO = "O2026112300000001"
@@ -260,15 +257,7 @@ def test_identified_customer_screen_pop_masks_the_phone_until_unmasked(
 ) -> None:
     # the host site signs its customer's identity (u1001 张三 in the demo directory) and
     # hands it to the widget in script, before the widget's tag runs
-    ts = int(time.time())
-    identity = {
-        "customer_id": "u1001",
-        "name": "张三",
-        "ts": ts,
-        "sig": sign_identity(server.identity_secret, "u1001", ts),
-    }
-    customer = pages.new("customer", locale="en-US")  # the widget follows the browser
-    customer.add_init_script(f"window.ContactdSettings = {{identity: {json.dumps(identity)}}};")
+    customer = pages.identified("customer", locale="en-US")  # the widget follows the browser
     customer.goto("/demo")
     expect(customer.get_by_test_id("cd-launcher")).to_have_text("Chat with us")
     start_chat(customer, question="发票怎么开？")

@@ -5,13 +5,10 @@ shows "已到账"."""
 
 from __future__ import annotations
 
-import json
 import re
-import time
 
 from playwright.sync_api import Page, expect
 
-from contactd.auth.visitors import sign_identity
 from tests.browser.conftest import DEMO_PASSWORD, Pages, Server
 from tests.browser.test_chat_pages import PNG, accept_offer, go_available, sign_in, start_chat
 
@@ -19,15 +16,7 @@ ORDER_NO = "O2026112300000001"  # u1001 张三's earphones, ¥199.00
 
 
 def identified_customer(pages: Pages, server: Server) -> Page:
-    ts = int(time.time())
-    identity = {
-        "customer_id": "u1001",
-        "name": "张三",
-        "ts": ts,
-        "sig": sign_identity(server.identity_secret, "u1001", ts),
-    }
-    customer = pages.new("customer")
-    customer.add_init_script(f"window.ContactdSettings = {{identity: {json.dumps(identity)}}};")
+    customer = pages.identified("customer")
     start_chat(customer, question="耳机左边没声音，能补偿一下吗？")
     return customer
 

@@ -21,6 +21,11 @@ const TEXT = {
     a_deliver: "已签收", a_start_payout: "发放赔付", a_complete_payout: "赔付到账", a_start_processing: "开始处理",
     a_resolve: "已解决", confirmReject: "驳回原因（客户可见）",
     searchHint: "订单号或客户 ID", searchOf: "搜索：{q}", evidence: "凭证",
+    followups: "机器人转人工", requestNo: "申请号", whyPerson: "转人工原因", k_refund: "退款申请",
+    k_address_change: "修改地址", r_recorded: "机器人无法办理", r_ticket_failed: "未能生成工单",
+    requests: "{n} 条", noFollowups: "没有待跟进的机器人请求", session: "服务会话", details: "客户填写",
+    handledNote: "处理说明（必填）", handledTicket: "人工工单号（可选）", markHandled: "标记已处理",
+    handledOk: "已处理：{id}", pickRequest: "选择一条请求处理", customerReason: "客户说明",
   },
   en: {
     deskTitle: "After-sales tickets", loginHint: "Sign in with your staff account", username: "Username",
@@ -39,11 +44,16 @@ const TEXT = {
     a_start_picking: "Start picking", a_ship: "Shipped", a_deliver: "Delivered", a_start_payout: "Pay out",
     a_complete_payout: "Paid", a_start_processing: "Start", a_resolve: "Resolved", confirmReject: "Why (the customer sees it)",
     searchHint: "Order no. or customer id", searchOf: "Search: {q}", evidence: "Evidence",
+    followups: "Bot follow-ups", requestNo: "Request", whyPerson: "Why a person", k_refund: "Refund",
+    k_address_change: "Address change", r_recorded: "the bot cannot do it", r_ticket_failed: "no ticket could be opened",
+    requests: "{n}", noFollowups: "Nothing the bot left for a person", session: "Session", details: "Customer said",
+    handledNote: "What you did (required)", handledTicket: "Ticket opened by hand (optional)", markHandled: "Mark handled",
+    handledOk: "Handled: {id}", pickRequest: "Pick a request to handle it", customerReason: "Customer's reason",
   },
 }[LANG];
 const t = (k, vars) => (TEXT[k] ?? k).replace(/\{(\w+)\}/g, (_, x) => (vars && vars[x] != null ? String(vars[x]) : ""));
 
-const state = { auth: null, view: "mine", pool: null, query: "", tickets: [], current: null, pools: [], timer: null, queues: {} };
+const state = { auth: null, view: "mine", pool: null, query: "", tickets: [], requests: [], current: null, pools: [], timer: null, queues: {} };
 
 function applyLabels() {
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
@@ -84,8 +94,13 @@ async function loadPools() {
   }
 }
 
+const FOLLOWUPS = "/api/v1/bot/requests?status=recorded,ticket_failed&limit=200";
+const followUps = (auth) => can(auth, "tickets.handle") || can(auth, "contacts.view");
+
 function listPath() {
   switch (state.view) {
+    case "followups":
+      return FOLLOWUPS;
     case "pool":
       return `/api/v1/tickets/pools/${encodeURIComponent(state.pool)}`;
     case "open":
@@ -112,8 +127,18 @@ async function refresh() {
     if (can(state.auth, "tickets.view")) {
       tasks.push(api(state.auth, "GET", "/api/v1/tickets/stalled").then((r) => ($("#count-stalled").textContent = String(r.items.length))));
     }
+    if (followUps(state.auth) && state.view !== "followups") {
+      tasks.push(api(state.auth, "GET", FOLLOWUPS).then((r) => ($("#count-followups").textContent = String(r.length))));
+    }
     const list = await api(state.auth, "GET", listPath());
     await Promise.all(tasks);
+    if (state.view === "followups") {
+      state.requests = list;
+      $("#count-followups").textContent = String(list.length);
+      renderFollowUps();
+      if (state.current) openRequest(state.current, true);
+      return;
+    }
     state.tickets = state.view === "closed" ? list.items.filter((x) => x.final) : list.items;
     renderList();
     if (state.current) await openTicket(state.current, true);
@@ -123,6 +148,11 @@ async function refresh() {
 }
 
 function show(view, pool) {
+  if ((view === "followups") !== (state.view === "followups")) {
+    state.current = null;
+    $("#detail").textContent = "";
+    $("#detail").append(h("div", { class: "empty big" }, t(view === "followups" ? "pickRequest" : "pickTicket")));
+  }
   state.view = view;
   state.pool = pool || null;
   for (const el of document.querySelectorAll(".desk-nav .nav-item")) {
@@ -134,12 +164,15 @@ function show(view, pool) {
     stalled: t("stalled"),
     closed: t("closedView"),
     search: t("searchOf", { q: state.query }),
+    followups: t("followups"),
   };
   $("#list-title").textContent = view === "pool" ? t("poolOf", { q: state.queues[pool] || pool }) : titles[view];
   refresh();
 }
 
 function renderList() {
+  $("#ticket-head").hidden = false;
+  $("#followup-head").hidden = true;
   const rows = $("#rows");
   rows.textContent = "";
   for (const x of state.tickets) {
@@ -162,8 +195,97 @@ function renderList() {
       ),
     );
   }
+  $("#list-empty").textContent = t("nothing");
   $("#list-empty").hidden = state.tickets.length > 0;
   $("#list-meta").textContent = t("tickets", { n: state.tickets.length });
+}
+
+// --- what the bot could not finish: a person follows it up and marks it handled ---
+const whyPerson = (r) => (r.status === "ticket_failed" ? t("r_ticket_failed") : t("r_recorded"));
+
+function renderFollowUps() {
+  $("#ticket-head").hidden = true;
+  $("#followup-head").hidden = false;
+  const rows = $("#rows");
+  rows.textContent = "";
+  for (const r of state.requests) {
+    rows.append(
+      h(
+        "tr",
+        { class: r.id === state.current ? "sel" : "", "data-id": r.id, "data-testid": "followup-row", onclick: () => openRequest(r.id) },
+        h("td", { class: "mono" }, r.id),
+        h("td", null, t("k_" + r.kind)),
+        h("td", { class: "mono" }, r.order_no),
+        h("td", null, r.customer_id || "—"),
+        h("td", null, h("span", { class: `tag ${r.status === "ticket_failed" ? "danger" : "warn"}` }, whyPerson(r))),
+        h("td", { class: "muted" }, age(r.created_at)),
+      ),
+    );
+  }
+  $("#list-empty").textContent = t("noFollowups");
+  $("#list-empty").hidden = state.requests.length > 0;
+  $("#list-meta").textContent = t("requests", { n: state.requests.length });
+}
+
+function openRequest(id, quiet) {
+  const r = (state.requests || []).find((x) => x.id === id);
+  const pane = $("#detail");
+  if (!r) {
+    state.current = null;
+    if (!quiet) return;
+    pane.textContent = "";
+    pane.append(h("div", { class: "empty big" }, t("pickRequest")));
+    return;
+  }
+  if (quiet && state.current === id && pane.querySelector("[data-testid=handle-form]")) return; // keep what is being typed
+  state.current = id;
+  for (const tr of document.querySelectorAll("#rows tr")) tr.classList.toggle("sel", tr.dataset.id === id);
+  const { ticket_error: ticketError, reason, ...rest } = r.details || {};
+  const note = h("textarea", { name: "note", rows: "3", maxlength: "1000", required: true, placeholder: t("handledNote"), "data-testid": "handled-note" });
+  const ticket = h("input", { name: "ticket_id", maxlength: "64", placeholder: t("handledTicket"), "data-testid": "handled-ticket" });
+  const form = h(
+    "form",
+    { class: "handle-form", "data-testid": "handle-form" },
+    note,
+    ticket,
+    h("button", { type: "submit", class: "btn primary", "data-testid": "mark-handled" }, t("markHandled")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { note: note.value.trim() };
+    if (ticket.value.trim()) body.ticket_id = ticket.value.trim();
+    try {
+      await api(state.auth, "POST", `/api/v1/bot/requests/${encodeURIComponent(r.id)}/handled`, body);
+      toast(t("handledOk", { id: r.id }), "ok");
+      state.current = null;
+      pane.textContent = "";
+      pane.append(h("div", { class: "empty big" }, t("pickRequest")));
+    } catch (e) {
+      toast(e.message, "error");
+    }
+    await refresh();
+  });
+  pane.textContent = "";
+  pane.append(
+    h(
+      "div",
+      { class: "detail-head" },
+      h("div", null, h("div", { class: "mono muted" }, r.id), h("h2", null, t("k_" + r.kind))),
+      h("div", { class: "detail-tags" }, h("span", { class: `tag ${r.status === "ticket_failed" ? "danger" : "warn"}`, "data-testid": "followup-why" }, whyPerson(r))),
+    ),
+    h(
+      "dl",
+      { class: "facts" },
+      fact(t("order"), r.order_no),
+      fact(t("customer"), r.customer_id || "—"),
+      fact(t("session"), h("span", { class: "mono" }, r.session_id)),
+      reason ? fact(t("customerReason"), reason) : null,
+      Object.keys(rest).length ? fact(t("details"), Object.values(rest).join("，")) : null,
+      ticketError ? fact(t("whyPerson"), h("span", { "data-testid": "ticket-error" }, ticketError)) : null,
+      fact(t("created"), when(r.created_at)),
+    ),
+    can(state.auth, "tickets.handle") ? form : null,
+  );
 }
 
 async function act(id, path, body, okText) {
@@ -329,6 +451,7 @@ async function start(auth) {
   $("#app").hidden = false;
   $("#me").textContent = auth.username;
   $("#nav-all").hidden = !can(auth, "tickets.view");
+  $("[data-view=followups]").hidden = !followUps(auth);
   $("#search").hidden = !can(auth, "tickets.view");
   $("#search").addEventListener("submit", (ev) => {
     ev.preventDefault();

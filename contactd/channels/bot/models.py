@@ -13,8 +13,10 @@ HandoffReason = Literal[
 RequestKind = Literal["refund", "address_change"]
 # recorded: kept for people (no ticket fits, or no case module); ticket_pending: a ticket is
 # due and is being opened (retried after a passing failure); ticket_opened: ``ticket_id``;
-# ticket_failed: the case module refused it (``details.ticket_error`` says why): a person
-RequestStatus = Literal["recorded", "ticket_pending", "ticket_opened", "ticket_failed"]
+# ticket_failed: the case module refused it (``details.ticket_error`` says why): a person;
+# handled: a person dealt with a recorded or failed one (``handled_by``, ``handled_note``)
+RequestStatus = Literal["recorded", "ticket_pending", "ticket_opened", "ticket_failed", "handled"]
+NEEDS_PERSON: tuple[RequestStatus, ...] = ("recorded", "ticket_failed")
 
 
 class _Model(BaseModel):
@@ -165,3 +167,21 @@ class SelfServiceRequest(_Model):
     status: RequestStatus
     ticket_id: str | None = Field(description="the after-sales ticket it opened")
     created_at: int
+    handled_by: str | None = Field(default=None, description="who dealt with it by hand")
+    handled_at: int | None = None
+    handled_note: str | None = Field(default=None, description="what they did")
+
+
+class HandleRequest(_Model):
+    """A person dealt with a request the bot could not finish: what they did, and the
+    ticket they opened for it by hand, if any."""
+
+    note: str = Field(min_length=1, max_length=1000)
+    ticket_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v.strip()

@@ -4,8 +4,10 @@ Each is recorded here first, so nothing a customer asked for is lost. ``AfterSal
 the seam to the case module (``contactd.cases.tickets_bot``): with it wired in, a request
 is stored ``ticket_pending`` and then handed to it; the outcome is stored on the request —
 the ticket it opened (``ticket_opened`` + ``ticket_id``), none that fits (``recorded``: a
-person takes it from the screen-pop and ``GET /api/v1/bot/requests``), or a refusal
-(``ticket_failed``, the reason in ``details.ticket_error``: a person again). A passing
+person takes it from the screen-pop and the ticket desk's follow-up list), or a refusal
+(``ticket_failed``, the reason in ``details.ticket_error``: a person again). A person who
+dealt with one of those marks it ``handled`` (``handle``: who, when, what they did, and
+the ticket they opened by hand, if any; audited). A passing
 failure (the database, the directory) leaves it ``ticket_pending``; ``retry_pending``
 (a task of the bot context) tries again until ``GIVE_UP_MS``, then marks it failed. The
 case module opens at most one ticket per request however often it is asked.
@@ -22,7 +24,14 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contactd.channels.bot.models import RequestKind, SelfServiceRequest
+from contactd.auth.audit import AuditLog
+from contactd.auth.models import AuditContext
+from contactd.channels.bot.models import (
+    NEEDS_PERSON,
+    HandleRequest,
+    RequestKind,
+    SelfServiceRequest,
+)
 from contactd.clock import Clock
 from contactd.errors import ContactdError, ErrorCode
 from contactd.storage.db import write_transaction
@@ -53,11 +62,13 @@ class SelfServiceRequests:
         clock: Clock,
         timezone: str,
         after_sales: AfterSales | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.tz = ZoneInfo(timezone)
         self.after_sales = after_sales
+        self.audit = audit
 
     async def open_one(self, kind: RequestKind, order_no: str) -> SelfServiceRequest | None:
         """An earlier request of this kind for this order, if any (one is enough)."""
@@ -151,6 +162,51 @@ class SelfServiceRequests:
     async def run_retries(self) -> None:
         await every(RETRY_EVERY_S, self.retry_pending, "retrying the bot requests' tickets")
 
+    async def get(self, request_id: str) -> SelfServiceRequest:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t).where(t.c.id == request_id))).mappings().first()
+        if row is None:
+            raise ContactdError(ErrorCode.bot_request_not_found, f"no bot request {request_id}")
+        return SelfServiceRequest.model_validate(dict(row))
+
+    async def handle(
+        self, request_id: str, body: HandleRequest, ctx: AuditContext
+    ) -> SelfServiceRequest:
+        """Mark a request the bot could not finish (``recorded`` or ``ticket_failed``) as
+        dealt with by ``ctx.actor``; once only: a second person is told who did it."""
+        changes: dict[str, Any] = {
+            "status": "handled",
+            "handled_by": ctx.actor.name if ctx.actor else "system",
+            "handled_at": self.clock.now_ms(),
+            "handled_note": body.note,
+        }
+        if body.ticket_id is not None:
+            changes["ticket_id"] = body.ticket_id
+        async with write_transaction(self.engine) as conn:
+            done = await conn.execute(
+                sa.update(t)
+                .where(t.c.id == request_id, t.c.status.in_(NEEDS_PERSON))
+                .values(**changes)
+            )
+            row = (await conn.execute(sa.select(t).where(t.c.id == request_id))).mappings().first()
+            if row is None:
+                raise ContactdError(ErrorCode.bot_request_not_found, f"no bot request {request_id}")
+            after = SelfServiceRequest.model_validate(dict(row))
+            if done.rowcount != 1:
+                raise ContactdError(ErrorCode.conflict, _not_open(after), status=after.status)
+            if self.audit is not None:
+                await self.audit.record(
+                    ctx.actor,
+                    "bot_request.handled",
+                    "bot_request",
+                    request_id,
+                    after=changes,
+                    ip=ctx.ip,
+                    request_id=ctx.request_id,
+                    conn=conn,
+                )
+        return after
+
     async def search(
         self,
         *,
@@ -168,9 +224,17 @@ class SelfServiceRequests:
             q = q.where(t.c.order_no == order_no)
         if kind:
             q = q.where(t.c.kind == kind)
-        if status:
-            q = q.where(t.c.status == status)
+        if status:  # one status, or several separated by commas
+            q = q.where(t.c.status.in_([s for s in status.split(",") if s]))
         q = q.order_by(t.c.created_at.desc(), t.c.id).limit(limit).offset(offset)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).mappings().all()
         return [SelfServiceRequest.model_validate(dict(r)) for r in rows]
+
+
+def _not_open(req: SelfServiceRequest) -> str:
+    if req.status == "handled":
+        return f"{req.handled_by} already handled this request"
+    if req.status == "ticket_opened":
+        return f"this request has its ticket already: {req.ticket_id}"
+    return "a ticket is still being opened for this request"

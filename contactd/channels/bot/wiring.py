@@ -39,7 +39,7 @@ async def bot_ctx(
     cfg = settings.bot
     keys = app[ENGINE].keys
     kb = KnowledgeBase(app[DB], app[REDIS], keys, clock, cfg, app[AUDIT])
-    requests = SelfServiceRequests(app[DB], clock, settings.timezone, after_sales)
+    requests = SelfServiceRequests(app[DB], clock, settings.timezone, after_sales, app[AUDIT])
     http = aiohttp.ClientSession() if cfg.engine == "webhook" else None
     engine: Engine = (
         WebhookBot(http, cfg, clock)
