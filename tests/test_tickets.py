@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import socketio
 
 from contactd.cases.tickets_config import TicketType
 from contactd.cases.tickets_models import FINAL_STATES, TRANSITIONS, customer_status, next_state
@@ -624,3 +625,33 @@ async def test_ticket_carries_photos_from_its_chat(make_desk: MakeDesk) -> None:
         assert (await desk.error("POST", T, "agent1", wrong))[1] == code, wrong
     no_chat = {"type": "complaint", "customer_id": "u1001", "reason": "r", "attachments": [photo]}
     assert (await desk.error("POST", T, "agent1", no_chat))[1] == "validation_failed"
+
+
+async def test_the_desk_listens_to_ticket_events_without_keeping_the_agent_present(
+    make_desk: MakeDesk,
+) -> None:
+    """The ticket desk holds a listening (passive) socket: it gets the staff member's
+    ticket events live, may send none, is open to desk staff who do not take chats — and
+    it does not keep an agent who closed the workspace present in routing."""
+    desk = await make_desk(routing={"sweep_interval_s": 0.05, "disconnect_grace_s": 0.5})
+    listener = await desk.peer("/agent", {"token": await desk.token("agent1"), "passive": True})
+    assert await listener.error("agent.login", {"queues": ["sales"]}) == "forbidden"
+    assert listener.connected  # refused events leave it connected
+
+    tid = (await _ticket(desk))["id"]
+    await listener.wait("tickets.pool", lambda p: sum(x["count"] for x in p["pools"]) == 1)
+    await desk.ok("POST", f"{T}/{tid}/assign", "lead1", {"agent_id": "agent1"})
+    got = await listener.wait("ticket.updated", lambda p: p["action"] == "assign")
+    assert got["ticket"]["id"] == tid and got["ticket"]["owner_id"] == "agent1"
+
+    reviewer = await desk.peer("/agent", {"token": await desk.token("review1"), "passive": True})
+    assert reviewer.connected  # no chats, but tickets of their own
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await desk.peer("/agent", {"token": await desk.token("review1")})
+
+    workspace = await desk.agent("agent1", ["sales"])
+    assert (await desk.ok("GET", "/api/v1/agents/agent1", "agent1"))["state"] == "available"
+    await workspace.disconnect()
+    await asyncio.sleep(1.5)  # the grace is 0.5 s; the desk's socket is still open
+    assert listener.connected
+    assert (await desk.ok("GET", "/api/v1/agents/agent1", "agent1"))["state"] == "offline"

@@ -177,8 +177,7 @@ async def make_desk(
             data_dir=tmp_path,
             database_url=database_url,
             im={"identity_secret": SECRET, "entry_points": {"home": "sales"}},
-            routing={"sweep_interval_s": 0.05},
-            **overrides,
+            **{"routing": {"sweep_interval_s": 0.05}, **overrides},
         )
         server = await aiohttp_server(create_app(settings))
         for username, (role, name) in STAFF.items():

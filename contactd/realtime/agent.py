@@ -50,6 +50,13 @@ class EndSession(_In):
 
 class ConnectAuth(_In):
     token: str = Field(min_length=1, max_length=600)
+    # a page beside the workspace (the ticket desk) that only listens to this staff
+    # member's events: it does not keep them present in routing, and sends no events
+    passive: bool = False
+
+
+# who may hold a listening connection: agents, and the case desk's other staff
+LISTENERS = ("agent.work", "tickets.handle", "tickets.view")
 
 
 def agent_room(agent_id: str) -> str:
@@ -93,11 +100,16 @@ class AgentNamespace(Namespace):
             raise refuse(ErrorCode.unauthenticated, "connect with auth: {token}") from exc
         except ContactdError as exc:
             raise refuse(exc.code, exc.message) from exc
-        if who.kind != "staff" or not who.can("agent.work"):
+        if creds.passive:
+            if who.kind != "staff" or not any(who.can(p) for p in LISTENERS):
+                raise refuse(ErrorCode.forbidden, "this account has no agent or ticket events")
+        elif who.kind != "staff" or not who.can("agent.work"):
             raise refuse(ErrorCode.forbidden, "this account may not work as an agent")
-        await self.save_session(sid, {"who": who})
+        await self.save_session(sid, {"who": who, "passive": creds.passive})
         await self.enter_room(sid, agent_room(who.name))
         self.metrics.socket_connections.labels("/agent").inc()
+        if creds.passive:
+            return
         await self.presence.connected(who.name, sid)
         try:
             agent = await self.routing.agent(who.name)
@@ -109,10 +121,17 @@ class AgentNamespace(Namespace):
         self.forget(sid)
         self.metrics.socket_connections.labels("/agent").dec()
         state = await self.get_session(sid)
-        await self.presence.disconnected(state["who"].name, sid)
+        if not state.get("passive"):
+            await self.presence.disconnected(state["who"].name, sid)
 
     async def _who(self, sid: str) -> Principal:
+        """The staff member behind ``sid``; every event handler starts here, and a
+        listening (passive) connection is refused."""
         state = await self.get_session(sid)
+        if state.get("passive"):
+            raise ContactdError(
+                ErrorCode.forbidden, "this connection only listens: send from the workspace"
+            )
         who: Principal = state["who"]
         return who
 

@@ -72,6 +72,7 @@ def test_chat_to_ticket_claim_advance_and_customer_urges(pages: Pages, server: S
     # the desk: the ticket waits in the after-sales pool; claiming moves it to my queue
     agent.goto("/cases")
     expect(agent.get_by_test_id("me")).to_have_text("agent1")
+    expect(agent.get_by_test_id("desk-live")).to_be_visible()  # pushed, polled once a minute
     pool = agent.get_by_test_id("pool-aftersales")
     expect(agent.get_by_test_id("pool-count-aftersales")).to_have_text("1")
     pool.click()
@@ -102,9 +103,9 @@ def test_chat_to_ticket_claim_advance_and_customer_urges(pages: Pages, server: S
     urged = workspace.get_by_test_id("toast").filter(has_text=f"客户催单：{ticket_id}")
     expect(urged).to_have_count(1)
     expect(urged).to_contain_text("P1")
-    agent.reload()
-    agent.get_by_test_id("ticket-row").filter(has_text=ticket_id).click()
+    # the desk shows it at once, without a reload (within the test's 15 s, not the poll's 60)
     expect(detail.get_by_test_id("timeline")).to_contain_text("客户催单")
+    expect(agent.get_by_test_id("ticket-row").filter(has_text=ticket_id)).to_contain_text("催单")
 
     detail.get_by_test_id("action-start_payout").click()
     expect(detail.get_by_test_id("ticket-state")).to_have_text("赔付发放中")

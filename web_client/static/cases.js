@@ -21,7 +21,7 @@ const TEXT = {
     a_deliver: "已签收", a_start_payout: "发放赔付", a_complete_payout: "赔付到账", a_start_processing: "开始处理",
     a_resolve: "已解决", confirmReject: "驳回原因（客户可见）",
     searchHint: "订单号或客户 ID", searchOf: "搜索：{q}", evidence: "凭证",
-    followups: "机器人转人工", requestNo: "申请号", whyPerson: "转人工原因", k_refund: "退款申请",
+    live: "实时", followups: "机器人转人工", requestNo: "申请号", whyPerson: "转人工原因", k_refund: "退款申请",
     k_address_change: "修改地址", r_recorded: "机器人无法办理", r_ticket_failed: "未能生成工单",
     requests: "{n} 条", noFollowups: "没有待跟进的机器人请求", session: "服务会话", details: "客户填写",
     handledNote: "处理说明（必填）", handledTicket: "人工工单号（可选）", markHandled: "标记已处理",
@@ -44,7 +44,7 @@ const TEXT = {
     a_start_picking: "Start picking", a_ship: "Shipped", a_deliver: "Delivered", a_start_payout: "Pay out",
     a_complete_payout: "Paid", a_start_processing: "Start", a_resolve: "Resolved", confirmReject: "Why (the customer sees it)",
     searchHint: "Order no. or customer id", searchOf: "Search: {q}", evidence: "Evidence",
-    followups: "Bot follow-ups", requestNo: "Request", whyPerson: "Why a person", k_refund: "Refund",
+    live: "Live", followups: "Bot follow-ups", requestNo: "Request", whyPerson: "Why a person", k_refund: "Refund",
     k_address_change: "Address change", r_recorded: "the bot cannot do it", r_ticket_failed: "no ticket could be opened",
     requests: "{n}", noFollowups: "Nothing the bot left for a person", session: "Session", details: "Customer said",
     handledNote: "What you did (required)", handledTicket: "Ticket opened by hand (optional)", markHandled: "Mark handled",
@@ -446,6 +446,40 @@ function fact(label, value) {
   return [h("dt", null, label), h("dd", null, value)];
 }
 
+// Live: a listening socket of this staff member (it does not count as being at the
+// workspace) pushes their ticket events and the pools' counts; the list is fetched again
+// on each (a burst once). The poll stays as a safety net: every 60 s while the socket is
+// up, every 10 s while it is not.
+const POLL_LIVE_MS = 60000;
+const POLL_MS = 10000;
+let pending = null;
+function soon() {
+  clearTimeout(pending);
+  pending = setTimeout(refresh, 250);
+}
+function poll(ms) {
+  clearInterval(state.timer);
+  state.timer = setInterval(refresh, ms);
+}
+function listen(auth) {
+  poll(POLL_MS);
+  if (!window.io) return;
+  const socket = window.io("/agent", {
+    transports: ["websocket"],
+    auth: (cb) => cb({ token: (loadAuth() || auth).token, passive: true }),
+  });
+  socket.on("connect", () => {
+    $("#live").hidden = false;
+    poll(POLL_LIVE_MS);
+    soon(); // what changed while it was down
+  });
+  socket.on("disconnect", () => {
+    $("#live").hidden = true;
+    poll(POLL_MS);
+  });
+  for (const name of ["ticket.updated", "tickets.pool", "ticket.urged", "ticket.stalled"]) socket.on(name, soon);
+}
+
 async function start(auth) {
   state.auth = auth;
   $("#app").hidden = false;
@@ -471,7 +505,7 @@ async function start(auth) {
   const wanted = new URLSearchParams(location.search).get("ticket");
   show(can(auth, "tickets.handle") ? "mine" : "open");
   if (wanted) openTicket(wanted);
-  state.timer = setInterval(refresh, 10000);
+  listen(auth);
   // back to the desk (e.g. from the workspace tab): show what changed meanwhile at once
   document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && refresh());
 }
