@@ -2,6 +2,7 @@
 // official socket.io-client (window.io, loaded by the page) and the REST API for sign-in.
 // No framework: the page's markup is in pages/agent.html, this module fills it in.
 // Calls (the phone channel) are in voice.js, which this module drives through a few hooks.
+import { $, AUTH_KEY, LANG, api as apiAs, can as canAs, h, money, pad, toast } from "./common.js";
 import { VOICE_LABELS, createVoice } from "./voice.js";
 
 // ------------------------------------------------------------------- labels --
@@ -238,12 +239,10 @@ const LABELS = {
   },
 };
 
-const LANG = String(navigator.language || "zh").toLowerCase().startsWith("en") ? "en" : "zh";
 Object.assign(LABELS.zh, VOICE_LABELS.zh);
 Object.assign(LABELS.en, VOICE_LABELS.en);
 const L = LABELS[LANG];
 const ACK_TIMEOUT_MS = 10000;
-const AUTH_KEY = "contactd.agent.auth";
 const POPS_KEY = "contactd.agent.pops";
 
 function t(key, vars) {
@@ -252,28 +251,6 @@ function t(key, vars) {
 }
 
 // --------------------------------------------------------------- helpers --
-const $ = (sel, root = document) => root.querySelector(sel);
-
-/** h("div", {class: "x", onclick: fn}, child, "text") */
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "text") el.textContent = v;
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  add(el, children);
-  return el;
-}
-function add(el, child) {
-  if (child == null || child === false) return;
-  if (Array.isArray(child)) child.forEach((c) => add(el, c));
-  else el.append(typeof child === "string" || typeof child === "number" ? String(child) : child);
-}
-
-const money = (fen) => (typeof fen === "number" ? `¥${(fen / 100).toFixed(2)}` : "");
-const pad = (n) => String(n).padStart(2, "0");
 function hm(ms) {
   const d = new Date(ms || Date.now());
   return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
@@ -306,12 +283,6 @@ function errText(err) {
   return err.message || err.code || String(err);
 }
 
-function toast(text, kind) {
-  const el = h("div", { class: `toast ${kind || ""}`, role: "status", "data-testid": "toast" }, text);
-  $("#toasts").append(el);
-  setTimeout(() => el.remove(), kind === "error" ? 6000 : 3500);
-}
-
 function applyLabels() {
   document.documentElement.lang = LANG === "en" ? "en" : "zh-CN";
   document.title = `${t("workspace")} · contactd`;
@@ -334,31 +305,9 @@ const app = {
   sinceTimer: null,
 };
 
-function can(perm) {
-  return !!app.auth && (app.auth.permissions || []).includes(perm);
-}
-
-// ------------------------------------------------------------------- REST --
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (app.auth) headers.Authorization = `Bearer ${app.auth.token}`;
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  let data = null;
-  try {
-    data = await r.json();
-  } catch {
-    data = null;
-  }
-  if (!r.ok) {
-    const e = (data && data.error) || { code: String(r.status), message: r.statusText };
-    const err = new Error(e.message || e.code);
-    err.code = e.code;
-    err.status = r.status;
-    throw err;
-  }
-  return data;
-}
+const can = (perm) => canAs(app.auth, perm);
+// REST as the signed-in agent
+const api = (method, path, body) => apiAs(app.auth, method, path, body);
 
 // ---------------------------------------------------------------- sign in --
 function showLogin(message) {

@@ -1,5 +1,5 @@
 // "New after-sales ticket" dialog, prefilled from a chat (GET /api/v1/tickets/prefill).
-import { api, h, money, toast, LANG } from "./cases-common.js";
+import { api, h, money, toast, LANG } from "./common.js";
 
 const TEXT = {
   zh: {

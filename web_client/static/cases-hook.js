@@ -3,7 +3,7 @@
 // the number of tickets waiting to be claimed, and notices when a customer urges one of
 // my tickets, one of them stalls, or a colleague hands me one. The notices come over a
 // socket of this page's own (same lifetime as the workspace, so presence is unchanged).
-import { $, h, LANG, loadAuth, toast } from "./cases-common.js";
+import { $, h, LANG, loadAuth, toast } from "./common.js";
 import { openTicketForm } from "./cases-form.js";
 
 const TEXT = {

@@ -1,7 +1,7 @@
 // The after-sales ticket desk: my queue, the to-be-claimed pools (claim), every open or
 // stalled ticket (with tickets.view), a ticket's detail with its timeline and the actions
 // its state allows, and assign / transfer / dispatch / priority by permission.
-import { $, age, api, can, h, LANG, loadAuth, money, signIn, toast, when } from "./cases-common.js";
+import { $, age, api, can, h, LANG, loadAuth, money, signIn, toast, when } from "./common.js";
 import { TYPE_LABELS } from "./cases-form.js";
 
 const TEXT = {

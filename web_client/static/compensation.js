@@ -1,7 +1,7 @@
 // Compensation orders (赔付单) in the agent workspace: a "赔付" button in the chat header
 // opens the form prefilled from the chat (customer, the order, its items); the agent's own
 // orders report their progress live (review, approval, payout) as toasts.
-import { $, api, h, LANG, loadAuth, money, toast } from "./cases-common.js";
+import { $, api, h, LANG, loadAuth, money, toast } from "./common.js";
 
 const TEXT = {
   zh: {

@@ -1,7 +1,7 @@
 // The case dashboard: counts by time / type (scene) / status, amounts by asset type,
 // response and resolution times, repeat purchase after compensation, and the compensated
 // customers by region, gender and age band. Charts are hand-drawn SVG (no chart library).
-import { $, api, can, h, LANG, loadAuth, money, signIn } from "./cases-common.js";
+import { $, api, can, h, LANG, loadAuth, money, signIn } from "./common.js";
 
 const TEXT = {
   zh: {

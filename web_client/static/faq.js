@@ -1,5 +1,6 @@
 // The bot's knowledge base (/admin/faq): list, filter, add, edit, delete entries and try a
 // question the way a customer would ask it. REST: /api/v1/bot/faqs, /api/v1/bot/search.
+import { $, LANG, api as apiAs, h } from "./common.js";
 
 const LABELS = {
   zh: {
@@ -40,45 +41,23 @@ const LABELS = {
     importFailed: "Import failed (nothing changed): {msg}",
   },
 };
-const LANG = String(navigator.language || "zh").toLowerCase().startsWith("en") ? "en" : "zh";
 const L = LABELS[LANG];
 const AUTH_KEY = "contactd:faq-auth";
 const t = (k, vars) => (L[k] ?? k).replace(/\{(\w+)\}/g, (_, v) => (vars && vars[v] != null ? String(vars[v]) : ""));
-const $ = (sel, root = document) => root.querySelector(sel);
-
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "text") el.textContent = v;
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c != null && c !== false) el.append(c);
-  return el;
-}
-
 const state = { auth: null, faqs: [], editing: null };
 
+/** REST as the signed-in admin; a sign-in that expired shows the sign-in form again. */
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (state.auth) headers.Authorization = `Bearer ${state.auth.token}`;
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = r.status === 204 ? null : await r.json().catch(() => null);
-  if (r.status === 401 && state.auth) {
-    sessionStorage.removeItem(AUTH_KEY);
-    state.auth = null;
-    showLogin();
+  try {
+    return await apiAs(state.auth, method, path, body);
+  } catch (e) {
+    if (e.status === 401 && state.auth) {
+      sessionStorage.removeItem(AUTH_KEY);
+      state.auth = null;
+      showLogin();
+    }
+    throw e;
   }
-  if (!r.ok) {
-    const e = (data && data.error) || { code: String(r.status), message: r.statusText };
-    const problems = e.details && e.details.problems;
-    const err = new Error(problems ? problems.map((p) => `${p.field}: ${p.problem}`).join("; ") : e.message || e.code);
-    err.code = e.code;
-    throw err;
-  }
-  return data;
 }
 
 // ------------------------------------------------------------------ sign in --

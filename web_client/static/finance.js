@@ -1,7 +1,7 @@
 // The finance view (/finance): every payout with its state, attempts and last error or
 // reference; retry a failed one (same payout id, so still paid at most once); the ledger
 // reconciliation; a link to the orders waiting for finance (L2) review. Live refresh.
-import { $, api, can, h, loadAuth, money, saveAuth, signIn, toast } from "./cases-common.js";
+import { $, api, can, h, loadAuth, money, saveAuth, signIn, toast } from "./common.js";
 
 const ASSET = { coupon: "优惠券", cash: "现金", balance: "余额" };
 const STATE = { pending: ["发放中", "warn"], succeeded: ["已到账", "ok"], failed: ["失败", "danger"] };

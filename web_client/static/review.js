@@ -1,7 +1,7 @@
 // The reviewer page (/review): compensation orders with filters (status, level, scene,
 // time, creator), approve / reject / close one by one or in batches (a result per order),
 // the order's details and history, refreshed live over the /review socket.
-import { $, api, can, h, LANG, loadAuth, money, saveAuth, signIn, toast } from "./cases-common.js";
+import { $, api, can, h, LANG, loadAuth, money, saveAuth, signIn, toast } from "./common.js";
 
 const EN = {
   title: "Compensation review", finance: "Payouts", status: "Status", stage: "Level", scene: "Scene",

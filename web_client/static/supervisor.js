@@ -1,6 +1,7 @@
 // contactd live monitor. Listens to the /supervisor namespace (docs/protocol.md) for
 // snapshots pushed on change, acts through the REST API (/api/v1/monitor/...), and
 // downloads reports as CSV. No framework: pages/supervisor.html holds the markup.
+import { $, api as apiAs, can as canAs, h, toast } from "./common.js";
 
 const AUTH_KEY = "contactd.supervisor.auth";
 const HISTORY_MS = 10 * 60 * 1000;
@@ -24,22 +25,6 @@ const app = {
   timer: null,
 };
 
-const $ = (sel, root = document) => root.querySelector(sel);
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
-
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
@@ -47,15 +32,7 @@ function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
-function toast(text, kind = "") {
-  const el = h("div", { class: `toast ${kind}`, role: "status" }, text);
-  $("#toasts").append(el);
-  setTimeout(() => el.remove(), 5000);
-}
-
-function can(perm) {
-  return !!app.auth && (app.auth.permissions || []).includes(perm);
-}
+const can = (perm) => canAs(app.auth, perm);
 
 function duration(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -69,20 +46,8 @@ const pct = (v) => (v === null || v === undefined ? "—" : `${Math.round(v * 10
 const secs = (v) => (v === null || v === undefined ? "—" : `${Math.round(v)}s`);
 
 // ------------------------------------------------------------------- REST --
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (app.auth) headers.Authorization = `Bearer ${app.auth.token}`;
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = r.headers.get("Content-Type")?.includes("json") ? await r.json() : await r.text();
-  if (!r.ok) {
-    const e = (data && data.error) || { code: String(r.status), message: r.statusText };
-    const err = new Error(e.message || e.code);
-    err.code = e.code;
-    throw err;
-  }
-  return data;
-}
+// as the signed-in supervisor
+const api = (method, path, body) => apiAs(app.auth, method, path, body);
 
 async function act(label, method, path, body) {
   try {

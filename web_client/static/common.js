@@ -1,5 +1,7 @@
-// Helpers shared by the case pages (ticket desk, dashboard) and the workspace hook.
-// Staff sign in once: the token lives where the agent workspace keeps it.
+// Helpers every staff page shares (the workspace, the ticket desk, the dashboard, the
+// supervisor's monitor, the review and finance pages, the FAQ admin): DOM building, toasts,
+// the REST call, permissions. Staff sign in once: the token lives where the agent
+// workspace keeps it.
 
 export const AUTH_KEY = "contactd.agent.auth";
 export const LANG = String(navigator.language || "zh").toLowerCase().startsWith("en") ? "en" : "zh";
@@ -24,7 +26,7 @@ function add(el, child) {
 }
 
 export const money = (fen) => (typeof fen === "number" ? `¥${(fen / 100).toFixed(2)}` : "");
-const pad = (n) => String(n).padStart(2, "0");
+export const pad = (n) => String(n).padStart(2, "0");
 export function when(ms) {
   if (!ms) return "";
   const d = new Date(ms);
@@ -67,7 +69,8 @@ export function can(auth, perm) {
   return !!auth && (auth.permissions || []).includes(perm);
 }
 
-/** REST as the signed-in staff member; throws Error with .code and .status. */
+/** REST as the signed-in staff member; throws Error with .code and .status (a validation
+ * error's message names each field and its problem). */
 export async function api(auth, method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -81,7 +84,8 @@ export async function api(auth, method, path, body) {
   }
   if (!r.ok) {
     const e = (data && data.error) || { code: String(r.status), message: r.statusText };
-    const err = new Error(e.message || e.code);
+    const problems = e.details && e.details.problems;
+    const err = new Error(problems ? problems.map((p) => `${p.field}: ${p.problem}`).join("; ") : e.message || e.code);
     err.code = e.code;
     err.status = r.status;
     throw err;
