@@ -194,6 +194,38 @@ async def test_a_message_sent_while_another_writer_ends_the_session_is_refused(
     assert record is not None and record.last_seq == 0
 
 
+async def test_a_message_is_judged_by_the_session_as_it_is_now_not_as_last_stored(
+    db: AsyncEngine, log: MessageLog
+) -> None:
+    """The log remembers the sessions it writes to; what others change meanwhile (the
+    chat accepted, then ended) counts for the next message all the same."""
+    sid = "S20261123-000014"
+    await open_session(db, sid, log.clock.now_ms(), accepted=False)
+    async with write_transaction(db) as conn:
+        await repo.update(conn, sid, {"visitor_id": "v1"})
+    waiting = await log.append(text(sid, "c1", CUSTOMER), Guard(visitor_id="v1"))
+    assert waiting.session.state == "queued"
+    assert (
+        await refusal(log, text(sid, "a0", AGENT), Guard(agent_id="agent1")) == ErrorCode.not_found
+    )
+    async with write_transaction(db) as conn:  # accepted elsewhere
+        await repo.update(conn, sid, {"state": "active", "agent_id": "agent1"})
+    answer = await log.append(text(sid, "a1", AGENT), Guard(agent_id="agent1"))
+    assert (answer.created, answer.message.seq, answer.session.state) == (True, 2, "active")
+    again = await log.append(text(sid, "c2", CUSTOMER), Guard(visitor_id="v1"))
+    assert (again.message.seq, again.session.last_seq) == (3, 2)  # the row before its write
+    async with write_transaction(db) as conn:  # ended elsewhere
+        await repo.update(conn, sid, {"state": "ended"})
+    assert (
+        await refusal(log, text(sid, "c3", CUSTOMER), Guard(visitor_id="v1"))
+        == ErrorCode.contact_finished
+    )
+    assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "a1", "c2"]
+    async with db.connect() as conn:
+        record = await repo.get(conn, sid)
+    assert record is not None and record.last_seq == 3
+
+
 async def test_a_large_batch_of_mixed_messages_is_stored_whole_and_replays_as_sent(
     db: AsyncEngine, log: MessageLog
 ) -> None:

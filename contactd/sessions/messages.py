@@ -201,14 +201,19 @@ class MessageLog:
 
 
 class _Postgres:
-    """The batch on PostgreSQL in two round trips, without a transaction of its own: one
-    statement reads the sessions, each with its row version (``xmin``, which every update
-    of the row changes); the Python plan is made as on SQLite; one statement then updates
-    each session whose row is still that version and none of whose messages is stored
-    already (a resend), and inserts the messages of the sessions it updated — atomically,
-    being one statement. A session it did not update (changed by another writer in the
-    meantime, or resent to) goes through the locked transaction (``_write_batch``) right
-    after, still before the next batch: the sequence stays gap-free and in order.
+    """The batch on PostgreSQL in one or two round trips, without a transaction of its own.
+
+    Each session is planned against its row as last seen, with the row's version (``xmin``,
+    which every update of the row changes): the row as this log last wrote it (remembered,
+    with the version its write returned), or else as one statement reads it. The Python
+    plan is made as on SQLite; one statement then updates each session whose row is still
+    that version and none of whose messages is stored already (a resend), inserts the
+    messages of the sessions it updated — atomically, being one statement — and returns
+    their new versions. A session it did not update (changed by another writer since: an
+    accept, a transfer, an end, another process's message) is planned once more against a
+    fresh read, then, failing that too, through the locked transaction (``_write_batch``);
+    all before the next batch: the sequence stays gap-free and in order. A refusal made
+    against a remembered row counts only when the row is read again.
 
     The locked transaction alone takes about eleven round trips (pool ping, BEGIN, the
     statements, each prepared when its ``IN`` lists change length, COMMIT), and each waits
@@ -220,58 +225,108 @@ class _Postgres:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._conn: AsyncConnection | None = None
+        # session -> (its row as this log last wrote or read it, that row's version)
+        self._seen: dict[str, tuple[SessionRecord, str]] = {}
 
     async def write(self, items: list[Item], now: int) -> list[Stored | ContactdError]:
         sent: set[str] = set()  # ids of messages in a write statement sent
+        results: list[Stored | ContactdError] = []
+        unsettled = list(range(len(items)))
         try:
-            results, unsettled = await self._unlocked(items, now, sent)
+            for remembered in (True, False):  # as last seen; then read afresh
+                todo = [items[i] for i in unsettled]
+                out, left = await self._unlocked(todo, now, sent, remembered=remembered)
+                if not results:
+                    results = out
+                else:
+                    for i, result in zip(unsettled, out, strict=True):
+                        results[i] = result
+                unsettled = [unsettled[j] for j in left]
+                if not unsettled:
+                    return results
         except (sa_exc.DBAPIError, OSError):
             # a failed statement stored nothing, unless the connection was lost after it
             # committed: the transaction below then finds those messages stored, by the
             # ids they were given here, and they count as new (to be announced)
             log.warning("storing %d messages: retrying in a transaction", len(items), exc_info=True)
             await self.close(broken=True)
-            results, unsettled = [], list(range(len(items)))
-        if not unsettled:
-            return results
+            if not results:
+                results = [ContactdError(ErrorCode.unavailable, "lost")] * len(items)
         retry = [items[i] for i in unsettled]
+        for session_id in {m.session_id for m, _ in retry}:
+            self._seen.pop(session_id, None)
         async with write_transaction(self.engine) as conn:
             again = await conn.run_sync(lambda c: _write_batch(c, retry, now))
-        again = [
-            r._replace(created=True) if isinstance(r, Stored) and r.message.id in sent else r
-            for r in again
-        ]
-        if not results:
-            return again
         for i, result in zip(unsettled, again, strict=True):
+            if isinstance(result, Stored) and result.message.id in sent:
+                result = result._replace(created=True)
             results[i] = result
         return results
 
     async def _unlocked(
-        self, items: list[Item], now: int, sent: set[str]
+        self, items: list[Item], now: int, sent: set[str], *, remembered: bool
     ) -> tuple[list[Stored | ContactdError], list[int]]:
+        """Plan and store ``items``; returns each one's outcome and the indexes of those
+        to try again (their session changed, or was refused as remembered)."""
         conn = await self._connection()
         try:
-            ids = list({m.session_id for m, _ in items})
-            rows = (await conn.execute(_PG_SESSIONS, {"ids": ids})).mappings().all()
-            versions: dict[str, str] = {}
-            records: dict[str, SessionRecord] = {}
-            for row in rows:
-                data = dict(row)
-                versions[row["id"]] = data.pop(_VERSION)
-                records[row["id"]] = repo.record_from_row(data)
-            plan = _plan(items, records, {}, now)
-            failed: set[str] = set()
+            ids = {m.session_id for m, _ in items}
+            seen = {sid: self._seen[sid] for sid in ids if sid in self._seen} if remembered else {}
+            recalled = set(seen)
+            if len(seen) < len(ids):
+                rows = (
+                    await conn.execute(_PG_SESSIONS, {"ids": [i for i in ids if i not in seen]})
+                ).mappings()
+                for row in rows:
+                    data = dict(row)
+                    version = data.pop(_VERSION)
+                    seen[row["id"]] = self._seen[row["id"]] = (repo.record_from_row(data), version)
+            plan = _plan(items, {sid: record for sid, (record, _) in seen.items()}, {}, now)
+            written: dict[str, str] = {}
             if plan.inserts:
                 sent.update(row["id"] for row in plan.inserts)
-                written = (await conn.execute(_PG_WRITE, _pg_params(plan, versions))).scalars()
-                failed = {u["u_id"] for u in plan.updates} - set(written)
+                params = _pg_params(plan, {sid: version for sid, (_, version) in seen.items()})
+                written = {sid: v for sid, v in (await conn.execute(_PG_WRITE, params)).all()}
             await conn.commit()  # (autocommit: ends SQLAlchemy's own transaction state only)
         except BaseException:
             await self.close(broken=True)
             raise
-        unsettled = [i for i, (m, _) in enumerate(items) if m.session_id in failed]
-        return _outcomes(plan.out), unsettled
+        again = self._remember(items, plan, seen, written, recalled)
+        return _outcomes(plan.out), [i for i, (m, _) in enumerate(items) if m.session_id in again]
+
+    def _remember(
+        self,
+        items: list[Item],
+        plan: _Plan,
+        seen: dict[str, tuple[SessionRecord, str]],
+        written: dict[str, str],
+        recalled: set[str],
+    ) -> set[str]:
+        """Keep the sessions written as they are now; returns those to try again: not
+        written, or refused against a remembered row (``recalled``) nothing confirmed."""
+        again = {u["u_id"] for u in plan.updates} - written.keys()
+        again |= {
+            m.session_id
+            for (m, _), result in zip(items, plan.out, strict=True)
+            if isinstance(result, ContactdError)
+            and m.session_id in recalled
+            and m.session_id not in written
+        }
+        for update in plan.updates:
+            sid = update["u_id"]
+            if sid in written:
+                after = seen[sid][0].model_copy(
+                    update={col: update[key] for key, col in _UPDATED.items()}
+                )
+                self._seen[sid] = (after, written[sid])
+        for sid in again:
+            self._seen.pop(sid, None)
+        for sid, (record, _) in seen.items():
+            if record.state == "ended":
+                self._seen.pop(sid, None)
+        if len(self._seen) > _SEEN_MOST:
+            self._seen.clear()
+        return again
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -513,6 +568,7 @@ _INSERT_SQL = insert_sql(session_messages)
 
 # PostgreSQL (``_Postgres``)
 _VERSION = "row_version"
+_SEEN_MOST = 20_000  # sessions remembered (those being written to); forgotten all at once beyond
 _PG_SESSIONS = sa.select(
     service_sessions, sa.cast(sa.literal_column("service_sessions.xmin"), sa.Text).label(_VERSION)
 ).where(service_sessions.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.String))))
@@ -561,9 +617,10 @@ def _pg_write() -> sa.TextClause:
         f"u AS (UPDATE service_sessions AS s SET {sets} FROM v "
         "WHERE s.id = v.u_id AND CAST(s.xmin AS text) = v.u_version "
         "AND NOT EXISTS (SELECT 1 FROM r WHERE r.session_id = v.u_id AND r.resent) "
-        "RETURNING s.id) "
-        f"INSERT INTO session_messages ({columns}) SELECT {values} FROM r "
-        "WHERE r.session_id IN (SELECT id FROM u) RETURNING session_id"
+        "RETURNING s.id, CAST(s.xmin AS text) AS version), "
+        f"stored AS (INSERT INTO session_messages ({columns}) SELECT {values} FROM r "
+        "WHERE r.session_id IN (SELECT id FROM u) RETURNING 1) "
+        "SELECT id, version FROM u"
     )
 
 
