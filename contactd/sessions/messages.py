@@ -8,7 +8,8 @@ event loop, which cost a wait of up to the switch interval per statement. When a
 process holds SQLite's write lock the whole batch waits for it on the log's thread instead.
 On PostgreSQL the batch is one statement (two when a session's row must be read first) on
 the log's own connection, checked against the rows' versions, and falls back to a locked
-transaction when another writer got there first (``_Postgres``). One plan of the batch (``_plan``) serves every path.
+transaction when another writer got there first (``_Postgres``). One plan of the batch
+(``_plan``) serves every path.
 
 Sequence numbers come from ``service_sessions.last_seq`` updated inside the same
 transaction, so they are gap-free and identical for every process. A resend with the same
