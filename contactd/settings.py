@@ -228,6 +228,15 @@ class ImSettings(_Frozen):
         default=60.0, ge=0, description="customer waiting this long for a reply: alert"
     )
     vip_priority: int = Field(default=5, ge=0, le=9)
+    sticky_within_s: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description="a customer back within this long goes to the agent who served them "
+        "last, if that agent is online in the chat's queue (0 = off)",
+    )
+    sticky_wait_s: float = Field(
+        default=20.0, gt=0, description="...waiting this long for them when busy, then the queue"
+    )
 
 
 # --- monitor ---

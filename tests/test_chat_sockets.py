@@ -726,3 +726,68 @@ async def test_image_upload_reaches_the_agent(make_chat: MakeChat) -> None:
     assert status == 404
     _, detail = await chat.rest(f"/api/v1/sessions/{sid}", "agent1")
     assert [m["client_msg_id"] for m in detail["messages"] if m["kind"] == "image"] == ["img"]
+
+
+async def test_a_returning_customer_goes_to_their_last_agent_first(make_chat: MakeChat) -> None:
+    """Sticky routing: back within im.sticky_within_s, a customer is offered to the agent
+    who served them last — ahead of a colleague idle for longer — if that agent is online
+    in the queue; busy, they are waited for im.sticky_wait_s; on a break, not at all."""
+    chat = await make_chat(im={"sticky_wait_s": 0.5})
+    agent1 = await chat.agent("agent1", ["sales"])
+    await asyncio.sleep(0.01)
+    agent2 = await chat.agent("agent2", ["sales"], chat_slots=1)
+    cust = await chat.customer()
+    first = (await chat.start(cust, queue_id="sales"))["session_id"]
+    offer = await agent1.wait("offer", lambda d: d["session"]["session_id"] == first)
+    await agent1.ok("offer.accept", {"offer_id": offer["offer_id"]})
+    token = cust.got("hello")[0]["visitor_token"]
+    await agent1.ok("session.end", {"session_id": first, "disposition": "answered"})
+    await cust.disconnect()  # agent2 has now been idle the longest
+
+    async def next_chat() -> tuple[Peer, str, Payload]:
+        back = await chat.customer({"visitor_token": token})
+        sid = (await chat.start(back, queue_id="sales"))["session_id"]
+        return back, sid, await agent1_or_2(sid)
+
+    async def agent1_or_2(sid: str) -> Payload:
+        done, pending = await asyncio.wait(
+            [
+                asyncio.ensure_future(a.wait("offer", lambda d: d["session"]["session_id"] == sid))
+                for a in (agent1, agent2)
+            ],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for waiting in pending:
+            waiting.cancel()
+        return next(iter(done)).result()
+
+    # 1. agent2 has waited longer, yet the customer's last agent gets the chat
+    back, sid, offer = await next_chat()
+    assert offer["offer_id"] in [o["offer_id"] for o in agent1.got("offer")]
+    await agent1.ok("offer.accept", {"offer_id": offer["offer_id"]})
+    await agent1.ok("session.end", {"session_id": sid, "disposition": "answered"})
+    await back.disconnect()
+
+    # 2. the last agent busy at their limit: waited for half a second, then agent2
+    await agent1.ok("agent.login", {"queues": ["sales"], "capacity": {"chat": 1}})
+    await agent2.ok("agent.state", {"state": "away"})
+    newcomer = await chat.customer()  # a new customer takes agent1's only slot
+    other = (await chat.start(newcomer, queue_id="sales"))["session_id"]
+    offer = await agent1.wait("offer", lambda d: d["session"]["session_id"] == other)
+    await agent1.ok("offer.accept", {"offer_id": offer["offer_id"]})
+    await agent2.ok("agent.state", {"state": "available"})
+    back, sid, offer = await next_chat()
+    assert offer["offer_id"] in [o["offer_id"] for o in agent2.got("offer")]
+    _, detail = await chat.rest(f"/api/v1/sessions/{sid}", "super1")
+    assert detail["session"]["offered_at"] - detail["session"]["queued_at"] >= 400
+    await agent2.ok("offer.accept", {"offer_id": offer["offer_id"]})
+    await agent2.ok("session.end", {"session_id": sid, "disposition": "answered"})
+    await agent1.ok("session.end", {"session_id": other, "disposition": "answered"})
+    await back.disconnect()
+
+    # 3. agent2 served them last, but is on a break: the queue, at once, to agent1
+    await agent2.ok("agent.state", {"state": "away", "reason": "lunch"})
+    back, sid, offer = await next_chat()
+    assert offer["offer_id"] in [o["offer_id"] for o in agent1.got("offer")]
+    _, detail = await chat.rest(f"/api/v1/sessions/{sid}", "super1")
+    assert detail["session"]["offered_at"] - detail["session"]["queued_at"] < 400

@@ -157,6 +157,39 @@ async def test_designated_goes_to_target_as_soon_as_free(engine):
     assert c2_now.state == "offered" and c2_now.agent_id == "target"
 
 
+async def test_a_contact_waits_for_its_agent_only_as_long_as_it_was_told(engine, clock):
+    """A returning customer's last agent: a short wait of the contact's own (not the
+    queue's fallback_after_s, 60 s here), then the queue; declined by that agent, it joins
+    the queue at once instead of waiting for them again."""
+    sweeper = Sweeper(engine, 0.1)
+    await engine.login("last", queues=["sales"], capacity={"chat": 1})
+    await engine.login("other", queues=["sales"], capacity={"chat": 1})
+    busy = await engine.enqueue("sales", target_agent_id="last", target_wait_s=20)
+    assert busy.agent_id == "last"  # free: offered at once
+    await engine.accept(busy.offer_id, "last")
+    waiting = await engine.enqueue("sales", target_agent_id="last", target_wait_s=20)
+    assert waiting.state == "queued" and (await engine.agent("other")).slots == []
+    clock.advance(19)
+    await sweeper.sweep_once()
+    assert (await engine.contact(waiting.contact_id)).state == "queued"
+    for a in ("last", "other"):
+        await engine.heartbeat(a)
+    clock.advance(2)
+    await sweeper.sweep_once()
+    after = await engine.contact(waiting.contact_id)
+    assert (after.state, after.agent_id, after.target_agent_id) == ("offered", "other", None)
+
+    await engine.accept(after.offer_id, "other")
+    await engine.end(busy.contact_id, agent_id="last")
+    again = await engine.enqueue("sales", target_agent_id="last", target_wait_s=20)
+    assert again.agent_id == "last"
+    await engine.decline(again.offer_id, "last")
+    assert (await engine.contact(again.contact_id)).target_agent_id is None  # in the queue
+    await engine.end(after.contact_id, agent_id="other")  # other frees up: it goes there
+    moved = await engine.contact(again.contact_id)
+    assert (moved.state, moved.agent_id) == ("offered", "other")
+
+
 async def test_designated_queue_requires_a_target(engine):
     with pytest.raises(ContactdError) as err:
         await engine.enqueue("vip")

@@ -166,12 +166,37 @@ class ChatService:
         return self.settings.im.vip_priority if customer is not None and customer.vip else 0
 
     async def _enqueue(self, record: SessionRecord, priority: int, meta: dict[str, Any]) -> None:
+        """Queue a new chat; a returning customer goes to their last agent first (sticky)."""
+        last = await self._last_agent(record)
         await self.routing.enqueue(
             record.queue_id,
             priority=priority,
             contact_id=record.contact_id,
-            meta={"session": record.id, **meta},
+            target_agent_id=last,
+            target_wait_s=self.settings.im.sticky_wait_s if last else None,
+            meta={"session": record.id, **meta, **({"sticky": last} if last else {})},
         )
+
+    async def _last_agent(self, record: SessionRecord) -> str | None:
+        """The agent who served this customer last (within ``im.sticky_within_s``), when
+        they work this chat's queue and are online (available, or in wrap-up): not someone
+        on a break or gone for the day, whom the customer would only wait for."""
+        within = self.settings.im.sticky_within_s
+        if within <= 0:
+            return None
+        since = self.sessions.clock.now_ms() - round(within * 1000)
+        last = await self.sessions.last_agent(
+            record.customer_id, record.visitor_id, record.id, since
+        )
+        if last is None:
+            return None
+        try:
+            agent = await self.routing.agent(last)
+        except ContactdError:
+            return None
+        if agent.state not in ("available", "wrap_up") or record.queue_id not in agent.queues:
+            return None
+        return last
 
     # --- bot --------------------------------------------------------------------------
     async def hand_over(self, record: SessionRecord, bot: dict[str, Any]) -> SessionRecord:

@@ -159,8 +159,12 @@ class RoutingEngine:
         priority: int = 0,
         contact_id: str | None = None,
         target_agent_id: str | None = None,
+        target_wait_s: float | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> ContactView:
+        """Queue a contact; with ``target_agent_id`` it goes to that agent, waiting for them
+        ``target_wait_s`` (default: the queue's ``fallback_after_s``) before joining the
+        queue."""
         if not self.queue_known(queue_id):
             raise ContactdError(ErrorCode.unknown_queue, f"no queue {queue_id!r}")
         if not 0 <= priority <= 9:
@@ -169,6 +173,8 @@ class RoutingEngine:
         args: dict[str, Any] = {"id": cid, "q": queue_id, "p": priority}
         if target_agent_id:
             args["tgt"] = check_id("target_agent_id", target_agent_id)
+            if target_wait_s is not None:
+                args["fb"] = max(1, round(target_wait_s * 1000))
         if meta:
             args["meta"] = dict(meta)
         return self._contact_result(await self._run("enqueue", args, [queue_id]))

@@ -65,6 +65,7 @@ async def search(
     order_no: str | None = None,
     agent_id: str | None = None,
     customer_id: str | None = None,
+    visitor_id: str | None = None,
     since: int | None = None,
     until: int | None = None,
     limit: int = 50,
@@ -86,6 +87,8 @@ async def search(
         )
     if customer_id:
         q = q.where(t.c.customer_id == customer_id)
+    if visitor_id:
+        q = q.where(t.c.visitor_id == visitor_id)
     if since is not None:
         q = q.where(t.c.created_at >= since)
     if until is not None:

@@ -287,6 +287,22 @@ class SessionService:
             return []
         return [s for s in found if s.id != exclude][:limit]
 
+    async def last_agent(
+        self, customer_id: str | None, visitor_id: str | None, exclude: str, since: int
+    ) -> str | None:
+        """The agent who served this customer (or, anonymous, this visitor) last, in a
+        session created since ``since``."""
+        if customer_id:
+            found = await self.search(customer_id=customer_id, since=since, limit=6)
+        elif visitor_id:
+            found = await self.search(visitor_id=visitor_id, since=since, limit=6)
+        else:
+            return None
+        for s in found:
+            if s.id != exclude and s.agent_id:
+                return s.agent_id
+        return None
+
     async def queue_wait_estimate(self, queue_id: str, position: int) -> int | None:
         """Seconds, from the queue's measured rate of accepted offers over the last 15
         minutes; None while there is no history to measure."""

@@ -438,6 +438,12 @@ local function arm_reoffer(c)
   end
 end
 
+-- How long a contact waits for its target agent (ms; null: for as long as it takes).
+local function fallback_ms(c)
+  if c.fb then return c.fb end
+  return Q[c.q].cfg.fallback_ms
+end
+
 -- Put a contact (not final) back to waiting. at_head: before everyone in its queue.
 local function requeue(c, at_head)
   c.st = 'queued'
@@ -446,12 +452,13 @@ local function requeue(c, at_head)
   c.od = nil
   if at_head then c.sc = HEAD_BASE + c.t0 end
   local q = Q[c.q]
-  if c.tgt and not at_head and q.cfg.fallback_ms == cjson.null then
+  if c.tgt and not at_head and fallback_ms(c) == cjson.null then
     c.dw = true
     redis.call('ZADD', K_DESIG, 0, desig_member(c))
     redis.call('HINCRBY', K_STATE, 'dw:' .. c.q, 1)
   else
     c.tgt = nil
+    c.fb = nil
     c.dw = nil
     redis.call('ZADD', q.w, c.sc, c.id)
   end

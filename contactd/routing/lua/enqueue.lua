@@ -1,6 +1,8 @@
 -- enqueue: a contact arrives in a queue; it is refused at the cap, otherwise queued and
 -- dispatched at once. Retrying with the same contact id changes nothing.
--- KEYS, ARGV[1,2,4]: see _lib.lua.  ARGV[3]: {id, q, p, tgt?, meta?}
+-- KEYS, ARGV[1,2,4]: see _lib.lua.  ARGV[3]: {id, q, p, tgt?, fb?, meta?}
+-- fb: how long (ms) this contact waits for tgt before joining its queue, instead of the
+-- queue's fallback_after_s (a returning customer's last agent: a short wait).
 -- Returns r = contact view (+ position, existing) | errors unknown_queue, queue_full,
 --   contact_exists, designated_target_required.
 local existing = load_contact(A.id)
@@ -39,6 +41,7 @@ if q.cfg.max_wait_ms ~= cjson.null then redis.call('ZADD', K_MAXWAIT, NOW + q.cf
 
 if A.tgt then
   c.tgt = A.tgt
+  c.fb = A.fb
   local a = load_agent(A.tgt)
   if a and can_take(a, c.ch) then
     make_offer(c, a)
@@ -46,7 +49,8 @@ if A.tgt then
     c.dw = true
     redis.call('ZADD', K_DESIG, 0, desig_member(c))
     redis.call('HINCRBY', K_STATE, 'dw:' .. c.q, 1)
-    if q.cfg.fallback_ms ~= cjson.null then redis.call('ZADD', K_FALLBACK, NOW + q.cfg.fallback_ms, c.id) end
+    local fb = fallback_ms(c)
+    if fb ~= cjson.null then redis.call('ZADD', K_FALLBACK, NOW + fb, c.id) end
     save_contact(c)
   end
 else

@@ -14,6 +14,7 @@ if need then return need end
 local target = c.tgt
 drop_from_waiting(c)
 c.tgt = nil
+c.fb = nil
 redis.call('ZADD', Q[c.q].w, c.sc, c.id)
 save_contact(c)
 emit('contact.fell_back', { contact_id = c.id, queue_id = c.q, target_agent_id = target })

@@ -24,6 +24,7 @@ drop_from_waiting(c)
 local from = c.q
 c.q = A.to
 c.tgt = nil
+c.fb = nil
 c.ex = {}
 if c.sc < 0 then c.sc = base_score(c.p, c.t0) end -- a requeued-at-head contact: normal order
 redis.call('ZREM', K_REOFFER, c.id)

@@ -34,6 +34,7 @@ end
 c.q = tq.cfg.id
 c.ch = tq.cfg.channel
 c.tgt = nil
+c.fb = nil
 c.ex = {}
 redis.call('ZADD', tq.w, c.sc, c.id)
 if tq.cfg.max_wait_ms ~= cjson.null then redis.call('ZADD', K_MAXWAIT, NOW + tq.cfg.max_wait_ms, c.id) end
