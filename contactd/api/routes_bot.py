@@ -16,7 +16,6 @@ from contactd.api.edge import (
     read_body,
 )
 from contactd.api.registry import api
-from contactd.auth.models import Principal
 from contactd.channels.bot.models import (
     Faq,
     FaqImport,
@@ -202,7 +201,9 @@ async def request_list(request: web.Request) -> web.Response:
     """``status``: recorded | ticket_pending | ticket_opened | ticket_failed | handled, or
     several separated by commas. ``recorded`` and ``ticket_failed`` wait for a person
     (``details.ticket_error`` says why no ticket was opened)."""
-    _follow_up_reader(await principal(request))
+    who = await principal(request)
+    if not (who.can("contacts.view") or who.can(FOLLOW_UP)):
+        raise ContactdError(E.forbidden, "this needs the permission 'contacts.view'")
     limit, offset = paging(request)
     for status in (request.query.get("status") or "").split(","):
         if status and status not in get_args(RequestStatus):
@@ -235,12 +236,6 @@ async def bot_summary(request: web.Request) -> web.Response:
     await principal(request, "contacts.view")
     since, until = period_params(request, request.app[CLOCK].now_ms())
     return json_model(await summary(request.app[DB], since, until))
-
-
-def _follow_up_reader(who: Principal) -> Principal:
-    if not (who.can("contacts.view") or who.can(FOLLOW_UP)):
-        raise ContactdError(E.forbidden, "this needs the permission 'contacts.view'")
-    return who
 
 
 @api.route(

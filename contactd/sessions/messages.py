@@ -250,7 +250,6 @@ class _Postgres:
             # committed: the transaction below then finds those messages stored, by the
             # ids they were given here, and they count as new (to be announced)
             log.warning("storing %d messages: retrying in a transaction", len(items), exc_info=True)
-            await self.close(broken=True)
             if not results:
                 results = [ContactdError(ErrorCode.unavailable, "lost")] * len(items)
         retry = [items[i] for i in unsettled]
@@ -562,7 +561,6 @@ def _update_sql() -> RowsSql:
     )
 
 
-_UPDATED_KEYS = tuple(_UPDATED)
 _UPDATE_SQL = _update_sql()
 _INSERT_SQL = insert_sql(session_messages)
 
@@ -573,24 +571,24 @@ _SEEN_MOST = 20_000  # sessions remembered (those being written to); forgotten a
 _PG_SESSIONS = sa.select(
     service_sessions, sa.cast(sa.literal_column("service_sessions.xmin"), sa.Text).label(_VERSION)
 ).where(service_sessions.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.String))))
-_PG_MESSAGE_TYPES = {  # session_messages column -> its array's SQL type (JSON as text)
-    "id": "text",
-    "session_id": "text",
-    "seq": "int",
-    "client_msg_id": "text",
-    "sender_type": "text",
-    "sender_id": "text",
-    "sender_name": "text",
-    "kind": "text",
-    "text": "text",
-    "attachment": "text",
-    "order_card": "text",
-    "created_at": "bigint",
-}
+
+
+def _pg_array_type(column: sa.Column[Any]) -> str:
+    """The SQL type of the array a column's values are sent in (JSON as text)."""
+    if isinstance(column.type, sa.JSON):
+        return "text"
+    if isinstance(column.type, sa.BigInteger):
+        return "bigint"
+    return "int" if isinstance(column.type, sa.Integer) else "text"
+
+
+# session_messages column -> its array's SQL type; the JSON columns, cast back on insert
+_PG_MESSAGE_TYPES = {c.name: _pg_array_type(c) for c in session_messages.c}
+_PG_JSON = frozenset(c.name for c in session_messages.c if isinstance(c.type, sa.JSON))
 _PG_SESSION_TYPES = {  # parameter key -> its array's SQL type
     "u_id": "text",
     "u_version": "text",
-    **{key: "bigint" for key in _UPDATED_KEYS},
+    **{key: "bigint" for key in _UPDATED},
 }
 
 
@@ -602,8 +600,7 @@ def _pg_write() -> sa.TextClause:
     sets = ", ".join(f"{col} = v.{key}" for key, col in _UPDATED.items())
     columns = ", ".join(_PG_MESSAGE_TYPES)
     values = ", ".join(
-        f"CAST(r.{c} AS jsonb)" if c in ("attachment", "order_card") else f"r.{c}"
-        for c in _PG_MESSAGE_TYPES
+        f"CAST(r.{c} AS jsonb)" if c in _PG_JSON else f"r.{c}" for c in _PG_MESSAGE_TYPES
     )
     # The resend check is a look-up per message, a lateral sub-query with a limit: always
     # probes of the unique index, never turned into a join or a hashed sub-plan, which
@@ -634,7 +631,7 @@ def _pg_params(plan: _Plan, versions: dict[str, str]) -> dict[str, list[Any]]:
                 params[f"v_{key}"].append(update[key])
     for column in _PG_MESSAGE_TYPES:
         values = [row[column] for row in plan.inserts]
-        if column in ("attachment", "order_card"):
+        if column in _PG_JSON:
             values = [None if v is None else fastjson.dumps(v) for v in values]
         params[f"r_{column}"] = values
     return params

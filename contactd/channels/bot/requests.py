@@ -162,13 +162,6 @@ class SelfServiceRequests:
     async def run_retries(self) -> None:
         await every(RETRY_EVERY_S, self.retry_pending, "retrying the bot requests' tickets")
 
-    async def get(self, request_id: str) -> SelfServiceRequest:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(t).where(t.c.id == request_id))).mappings().first()
-        if row is None:
-            raise ContactdError(ErrorCode.bot_request_not_found, f"no bot request {request_id}")
-        return SelfServiceRequest.model_validate(dict(row))
-
     async def handle(
         self, request_id: str, body: HandleRequest, ctx: AuditContext
     ) -> SelfServiceRequest:
