@@ -761,9 +761,12 @@ async def test_a_returning_customer_goes_to_their_last_agent_first(make_chat: Ma
             waiting.cancel()
         return next(iter(done)).result()
 
-    # 1. agent2 has waited longer, yet the customer's last agent gets the chat
+    # 1. agent2 has waited longer, yet the customer's last agent gets the chat, and sees
+    # (an anonymous visitor's) earlier session of theirs in the screen-pop
     back, sid, offer = await next_chat()
     assert offer["offer_id"] in [o["offer_id"] for o in agent1.got("offer")]
+    [earlier] = offer["screen_pop"]["previous_sessions"]
+    assert (earlier["session_id"], earlier["agent_id"]) == (first, "agent1")
     await agent1.ok("offer.accept", {"offer_id": offer["offer_id"]})
     await agent1.ok("session.end", {"session_id": sid, "disposition": "answered"})
     await back.disconnect()

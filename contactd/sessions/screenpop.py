@@ -87,6 +87,7 @@ async def build_screen_pop(
                 "session_id": p.id,
                 "created_at": p.created_at,
                 "end_reason": p.end_reason,
+                "agent_id": p.agent_id,
                 "agent_name": p.agent_name,
                 "queue_id": p.queue_id,
             }

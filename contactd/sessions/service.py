@@ -279,10 +279,18 @@ class SessionService:
             return await repo.search(conn, **filters)
 
     async def previous_of_customer(
-        self, customer_id: str | None, visitor_id: str | None, exclude: str, limit: int = 5
+        self,
+        customer_id: str | None,
+        visitor_id: str | None,
+        exclude: str,
+        limit: int = 5,
+        since: int | None = None,
     ) -> list[SessionRecord]:
+        """This customer's (or, anonymous, this visitor's) latest sessions but ``exclude``."""
         if customer_id:
-            found = await self.search(customer_id=customer_id, limit=limit + 1)
+            found = await self.search(customer_id=customer_id, since=since, limit=limit + 1)
+        elif visitor_id:
+            found = await self.search(visitor_id=visitor_id, since=since, limit=limit + 1)
         else:
             return []
         return [s for s in found if s.id != exclude][:limit]
@@ -290,18 +298,10 @@ class SessionService:
     async def last_agent(
         self, customer_id: str | None, visitor_id: str | None, exclude: str, since: int
     ) -> str | None:
-        """The agent who served this customer (or, anonymous, this visitor) last, in a
-        session created since ``since``."""
-        if customer_id:
-            found = await self.search(customer_id=customer_id, since=since, limit=6)
-        elif visitor_id:
-            found = await self.search(visitor_id=visitor_id, since=since, limit=6)
-        else:
-            return None
-        for s in found:
-            if s.id != exclude and s.agent_id:
-                return s.agent_id
-        return None
+        """The agent who served this customer (or visitor) last, in a session created
+        since ``since``."""
+        previous = await self.previous_of_customer(customer_id, visitor_id, exclude, since=since)
+        return next((s.agent_id for s in previous if s.agent_id), None)
 
     async def queue_wait_estimate(self, queue_id: str, position: int) -> int | None:
         """Seconds, from the queue's measured rate of accepted offers over the last 15

@@ -249,6 +249,14 @@ def test_agent_ends_chat_and_customer_rates_it(pages: Pages, server: Server) -> 
     assert record["rating"] == 5
     assert record["rating_comment"] == "很快就解决了，谢谢"
     assert record["disposition"] == "answered"
+
+    # the same visitor comes back with a new question: agent1's offer says it was theirs
+    customer.get_by_test_id("cd-new-chat").click()
+    customer.get_by_test_id("cd-question").fill("还想再问一下发票的事")
+    customer.get_by_test_id("cd-start").click()
+    offer = agent.get_by_test_id("offer-card")
+    expect(offer.get_by_test_id("offer-returning")).to_have_text("回头客 · 上次由您接待")
+    expect(offer.get_by_test_id("pop-previous")).to_contain_text(session_id)
     assert pages.js_errors() == []
 
 

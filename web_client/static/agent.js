@@ -90,6 +90,7 @@ const LABELS = {
     botRequests: "已登记的自助申请",
     botTickets: "机器人开的售后工单",
     previous: "历史会话",
+    returningYours: "回头客 · 上次由您接待",
     noPrevious: "首次咨询",
     cases: "工单 / 赔付",
     tickets: "工单",
@@ -205,6 +206,7 @@ const LABELS = {
     botRequests: "Self-service requests recorded",
     botTickets: "After-sales tickets the bot opened",
     previous: "Previous sessions",
+    returningYours: "Returning · you served them last",
     noPrevious: "First contact",
     cases: "Tickets / compensation",
     tickets: "Tickets",
@@ -564,6 +566,12 @@ function adoptSlots() {
 }
 
 // ----------------------------------------------------------------- offers --
+/** The customer's latest earlier session was mine (sticky routing brings them back). */
+function servedLast(pop) {
+  const prev = (pop.previous_sessions || [])[0];
+  return !!prev && !!app.auth && prev.agent_id === app.auth.username;
+}
+
 function onOffer(p) {
   if (!p || !p.offer_id || app.offers.has(p.offer_id)) return;
   const session = p.session || {};
@@ -577,7 +585,13 @@ function onOffer(p) {
   const el = h(
     "section",
     { class: "offer", "data-testid": "offer-card", "data-offer-id": p.offer_id, "data-session-id": session.session_id || "" },
-    h("div", { class: "offer-head" }, h("span", null, `${t("incoming")} · ${queueName(session.queue_id)}`), countdown),
+    h(
+      "div",
+      { class: "offer-head" },
+      h("span", null, `${t("incoming")} · ${queueName(session.queue_id)}`),
+      servedLast(pop) ? h("span", { class: "tag ok", "data-testid": "offer-returning" }, t("returningYours")) : null,
+      countdown,
+    ),
     h("div", { class: "offer-bar" }, bar),
     h("div", { class: "offer-body", "data-testid": "offer-screen-pop" }, renderScreenPop(pop, session, true)),
     h("div", { class: "offer-actions" }, declineBtn, acceptBtn),
