@@ -63,6 +63,14 @@ async def refusal(log: MessageLog, msg: NewMessage, guard: Guard) -> ErrorCode:
     return refused.value.code
 
 
+async def stored(db: AsyncEngine, log: MessageLog, sid: str) -> tuple[list[str], int]:
+    """The session's stored messages (client ids, in order) and its ``last_seq``."""
+    async with db.connect() as conn:
+        record = await repo.get(conn, sid)
+    assert record is not None
+    return [m.client_msg_id for m in await log.since(sid, 0)], record.last_seq
+
+
 def text(sid: str, cmid: str, sender: Sender) -> NewMessage:
     return NewMessage(session_id=sid, client_msg_id=cmid, sender=sender, kind="text", text="x")
 
@@ -188,10 +196,7 @@ async def test_a_message_sent_while_another_writer_ends_the_session_is_refused(
     with pytest.raises(ContactdError) as refused:
         await asyncio.wait_for(pending, 10)
     assert refused.value.code == ErrorCode.contact_not_active
-    assert await log.since(sid, 0) == []
-    async with db.connect() as conn:
-        record = await repo.get(conn, sid)
-    assert record is not None and record.last_seq == 0
+    assert await stored(db, log, sid) == ([], 0)
 
 
 async def test_a_message_is_judged_by_the_session_as_it_is_now_not_as_last_stored(
@@ -220,10 +225,7 @@ async def test_a_message_is_judged_by_the_session_as_it_is_now_not_as_last_store
         await refusal(log, text(sid, "c3", CUSTOMER), Guard(visitor_id="v1"))
         == ErrorCode.contact_finished
     )
-    assert [m.client_msg_id for m in await log.since(sid, 0)] == ["c1", "a1", "c2"]
-    async with db.connect() as conn:
-        record = await repo.get(conn, sid)
-    assert record is not None and record.last_seq == 3
+    assert await stored(db, log, sid) == (["c1", "a1", "c2"], 3)
 
 
 async def test_a_large_batch_of_mixed_messages_is_stored_whole_and_replays_as_sent(
